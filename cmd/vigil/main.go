@@ -1,0 +1,50 @@
+// Command vigil is the Vigil observability pipeline agent: a distribution of
+// the OpenTelemetry Collector with Vigil's own components.
+package main
+
+import (
+	"os"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/vigilhq/vigil/pipeline"
+)
+
+// Set by the Makefile with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	info := component.BuildInfo{
+		Command:     "vigil",
+		Description: "Vigil observability pipeline agent",
+		Version:     version + " (commit " + commit + ")",
+	}
+	set := otelcol.CollectorSettings{
+		BuildInfo: info,
+		Factories: pipeline.Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				// Used when no --config flag is given: the embedded default.
+				URIs: []string{pipeline.DefaultConfigURI},
+				ProviderFactories: []confmap.ProviderFactory{
+					fileprovider.NewFactory(),
+					envprovider.NewFactory(),
+					yamlprovider.NewFactory(),
+					pipeline.NewEmbeddedProviderFactory(),
+				},
+			},
+		},
+	}
+	// The command prints its own error.
+	if err := otelcol.NewCommand(set).Execute(); err != nil {
+		os.Exit(1)
+	}
+}

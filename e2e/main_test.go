@@ -1,0 +1,224 @@
+// Package e2e drives the built vigil binary over 127.0.0.1 with real clients
+// and real backends. The binary is built once per test run: set VIGIL_BIN to
+// reuse one (the Makefile does), or TestMain builds it into a temp dir.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var vigilBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	vigilBin = os.Getenv("VIGIL_BIN")
+	if vigilBin == "" {
+		dir, err := os.MkdirTemp("", "vigil-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		vigilBin = filepath.Join(dir, "vigil")
+		cmd := exec.Command("go", "build", "-o", vigilBin, "../cmd/vigil")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "cannot build vigil:", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// agent is one running vigil process.
+type agent struct {
+	t          testing.TB
+	cmd        *exec.Cmd
+	args       []string
+	log        *syncBuffer
+	HealthPort int
+	done       chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// telemetryYAML is the service.telemetry section that moves the agent's own
+// metrics off the default port 8888, so tests never collide with a running agent.
+func telemetryYAML(port int) string {
+	return fmt.Sprintf(`
+  telemetry:
+    logs:
+      level: info
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+`, port)
+}
+
+// writeConfig writes a config file into the test's temp dir and returns its path.
+func writeConfig(t testing.TB, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startAgent runs vigil with args; if healthPort is non-zero it waits until the
+// health_check extension on that port answers 200. The process is stopped when
+// the test ends.
+func startAgent(t testing.TB, healthPort int, args ...string) *agent {
+	t.Helper()
+	a := &agent{t: t, args: args, log: &syncBuffer{}, HealthPort: healthPort}
+	a.start()
+	t.Cleanup(a.Stop)
+	if healthPort != 0 {
+		a.waitHealthy(60 * time.Second)
+	}
+	return a
+}
+
+func (a *agent) start() {
+	a.cmd = exec.Command(vigilBin, a.args...)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	a.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	a.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(a.cmd, a.done)
+}
+
+func (a *agent) waitHealthy(timeout time.Duration) {
+	a.t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", a.HealthPort)
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-a.done:
+			a.t.Fatalf("vigil exited before becoming healthy:\n%s", a.log.String())
+		default:
+		}
+		if resp, err := client.Get(url); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.t.Fatalf("vigil not healthy on %s after %s:\n%s", url, timeout, a.log.String())
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (a *agent) Kill() {
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+}
+
+// Restart starts the same command line again and waits until healthy.
+func (a *agent) Restart() {
+	a.start()
+	if a.HealthPort != 0 {
+		a.waitHealthy(60 * time.Second)
+	}
+}
+
+// Stop sends SIGTERM, waits up to 20 s, then kills. Safe to call twice.
+func (a *agent) Stop() {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(20 * time.Second):
+		a.t.Errorf("vigil did not stop within 20s of SIGTERM")
+		a.Kill()
+	}
+	if a.t.Failed() {
+		a.t.Logf("vigil output:\n%s", tail(a.log.String(), 8000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+// runVigil runs a short vigil command (validate, components, ...) and returns
+// its combined output and exit code; it fails the test if it runs past timeout.
+func runVigil(t testing.TB, timeout time.Duration, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(vigilBin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("vigil %s still running after %s:\n%s", strings.Join(args, " "), timeout, out.String())
+	}
+	return out.String(), cmd.ProcessState.ExitCode()
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the real backends the end-to-end tests run against, if missing:
+# Prometheus and Alertmanager from Debian's packages. Needs root (or sudo).
+set -euo pipefail
+
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "test-deps: need root to install ${need[*]} (apt-get); install them and re-run" >&2
+    exit 1
+  fi
+fi
+echo "test-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${need[@]}"
