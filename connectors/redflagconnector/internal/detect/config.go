@@ -1,0 +1,178 @@
+package detect
+
+import "time"
+
+// Config holds the detectors' thresholds. It is plain data; the connector's
+// config embeds it, so every field here is a user-facing key, documented with
+// the reason for its default.
+type Config struct {
+	// MaxEdges caps the caller -> callee edges tracked (each <= ~6 KB);
+	// edges beyond it are counted and ignored until idle edges expire.
+	MaxEdges int `mapstructure:"max_edges"`
+	// MaxServices caps the services tracked for inbound, log and metric state.
+	MaxServices int `mapstructure:"max_services"`
+	// IdleExpiry forgets an edge or service after this long without data.
+	IdleExpiry time.Duration `mapstructure:"idle_expiry"`
+	// SignificanceBits is how surprising a count must be under the baseline
+	// before it may alert: the Chernoff bound of the tail probability must be
+	// below 2^-SignificanceBits. 14 bits (p < 6e-5 per test) keeps a fleet of
+	// thousands of edges, each tested every 10 s, to a handful of chance
+	// crossings a day, which the `for` durations then absorb.
+	SignificanceBits float64 `mapstructure:"significance_bits"`
+	// BaselineHalfLife is the half-life of the learned baselines (error ratio,
+	// p99 latency, fan-out). An hour adapts to slow drift and daily cycles but
+	// not to a 10-minute incident; baselines do not learn while an edge is anomalous.
+	BaselineHalfLife time.Duration `mapstructure:"baseline_half_life"`
+
+	ErrorSpike      ErrorSpikeConfig      `mapstructure:"error_spike"`
+	TimeoutPressure TimeoutPressureConfig `mapstructure:"timeout_pressure"`
+	RetryStorm      RetryStormConfig      `mapstructure:"retry_storm"`
+	Cascade         CascadeConfig         `mapstructure:"cascade"`
+	ErrorLogBurst   ErrorLogBurstConfig   `mapstructure:"error_log_burst"`
+	Saturation      SaturationConfig      `mapstructure:"saturation"`
+	SLOs            []SLOConfig           `mapstructure:"slos"`
+}
+
+// ErrorSpikeConfig configures DependencyErrorSpike.
+type ErrorSpikeConfig struct {
+	// MinRatio is the floor of the error-ratio threshold: 5%, below which an
+	// error rate is rarely worth waking someone for.
+	MinRatio float64 `mapstructure:"min_ratio"`
+	// BaselineFactor and BaselineOffset raise the threshold for edges that
+	// always fail a little: threshold = max(MinRatio, factor x baseline + offset).
+	BaselineFactor float64 `mapstructure:"baseline_factor"`
+	BaselineOffset float64 `mapstructure:"baseline_offset"`
+	// MinCalls in the 5-minute window: fewer calls than this are too few to judge
+	// (a low-traffic edge with one failure in ten calls is not a spike).
+	MinCalls uint32 `mapstructure:"min_calls"`
+	// For is how long the condition must hold before the alert fires.
+	For time.Duration `mapstructure:"for"`
+}
+
+// TimeoutPressureConfig configures DependencyTimeoutPressure.
+type TimeoutPressureConfig struct {
+	// Budget is the share of the timeout beyond which a call is "near" it: 80%.
+	Budget float64 `mapstructure:"budget"`
+	// NearShare is the share of calls near or past the timeout that alerts: 10%.
+	NearShare float64 `mapstructure:"near_share"`
+	// TimeoutRatio is the share of calls that timed out that alerts on its own
+	// (a deadline-exceeded burst): 5%.
+	TimeoutRatio float64 `mapstructure:"timeout_ratio"`
+	// Timeouts are known per-callee timeouts; others are learned from the
+	// durations of calls that timed out.
+	Timeouts map[string]time.Duration `mapstructure:"timeouts"`
+	MinCalls uint32                   `mapstructure:"min_calls"`
+	For      time.Duration            `mapstructure:"for"`
+}
+
+// RetryStormConfig configures RetryStorm.
+type RetryStormConfig struct {
+	// MinRetryRatio is the share of calls that are retries: 10%.
+	MinRetryRatio float64 `mapstructure:"min_retry_ratio"`
+	// MinAmplification is calls per logical call (or per inbound request, against
+	// the baseline fan-out) that counts as a storm: 1.5.
+	MinAmplification float64 `mapstructure:"min_amplification"`
+	// CriticalAmplification escalates to a critical RetryStorm: 3.
+	CriticalAmplification float64 `mapstructure:"critical_amplification"`
+	// MetastableAfter flags a storm as metastable when it outlives its trigger
+	// (the callee's own dependencies are healthy again, its errors are overload)
+	// for this long.
+	MetastableAfter time.Duration `mapstructure:"metastable_after"`
+	MinCalls        uint32        `mapstructure:"min_calls"`
+	For             time.Duration `mapstructure:"for"`
+}
+
+// CascadeConfig configures CascadingFailure and IsolatedFailure.
+type CascadeConfig struct {
+	// LatencyFactor marks an edge anomalous when its p99 exceeds this multiple
+	// of its baseline p99 (and MinLatency), even without errors.
+	LatencyFactor float64       `mapstructure:"latency_factor"`
+	MinLatency    time.Duration `mapstructure:"min_latency"`
+	// MaxPropagation below which a caller contains its dependency's failures
+	// (fallbacks, breakers): the share of requests with a failed call to the
+	// callee that failed themselves. 20%.
+	MaxPropagation float64       `mapstructure:"max_propagation"`
+	For            time.Duration `mapstructure:"for"`
+}
+
+// ErrorLogBurstConfig configures ErrorLogBurst.
+type ErrorLogBurstConfig struct {
+	// Factor over the baseline error-log rate: 5x.
+	Factor float64 `mapstructure:"factor"`
+	// MinCount error logs in 5 minutes before a burst can alert.
+	MinCount uint32 `mapstructure:"min_count"`
+	// MaxTemplates per service for the message-template grouping.
+	MaxTemplates int           `mapstructure:"max_templates"`
+	For          time.Duration `mapstructure:"for"`
+}
+
+// SaturationConfig configures Saturation from metrics.
+type SaturationConfig struct {
+	// Threshold of utilization (0..1) that alerts: 90%.
+	Threshold float64 `mapstructure:"threshold"`
+	// Rules map well-known metrics to a resource; defaults cover CPU limit,
+	// memory limit, DB connection pools and active requests.
+	Rules []SaturationRule `mapstructure:"rules"`
+	For   time.Duration    `mapstructure:"for"`
+}
+
+// SaturationRule reads one utilization signal from metrics.
+type SaturationRule struct {
+	// Resource names the saturated resource in the alert's label.
+	Resource string `mapstructure:"resource"`
+	// Metric is a utilization in 0..1, or the numerator of Used/Limit.
+	Metric string `mapstructure:"metric"`
+	// Attributes the data point must carry (e.g. state: used).
+	Attributes map[string]string `mapstructure:"attributes"`
+	// Limit, when set, is the denominator metric (same resource).
+	Limit string `mapstructure:"limit"`
+	// Waiters, when set, must also be above zero (requests waiting for the resource).
+	Waiters string `mapstructure:"waiters"`
+}
+
+// SLOConfig is one service-level objective over a service's inbound requests.
+type SLOConfig struct {
+	Name    string `mapstructure:"name"`
+	Service string `mapstructure:"service"`
+	// Objective is the target success ratio, e.g. 0.999.
+	Objective float64 `mapstructure:"objective"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxEdges:         5000,
+		MaxServices:      2000,
+		IdleExpiry:       15 * time.Minute,
+		SignificanceBits: 14,
+		BaselineHalfLife: time.Hour,
+		ErrorSpike: ErrorSpikeConfig{
+			MinRatio: 0.05, BaselineFactor: 3, BaselineOffset: 0.01, MinCalls: 50, For: 30 * time.Second,
+		},
+		TimeoutPressure: TimeoutPressureConfig{
+			Budget: 0.8, NearShare: 0.10, TimeoutRatio: 0.05, MinCalls: 50, For: 30 * time.Second,
+		},
+		RetryStorm: RetryStormConfig{
+			MinRetryRatio: 0.10, MinAmplification: 1.5, CriticalAmplification: 3,
+			MetastableAfter: 3 * time.Minute, MinCalls: 50, For: 30 * time.Second,
+		},
+		Cascade: CascadeConfig{
+			LatencyFactor: 4, MinLatency: 200 * time.Millisecond, MaxPropagation: 0.2, For: 20 * time.Second,
+		},
+		ErrorLogBurst: ErrorLogBurstConfig{Factor: 5, MinCount: 30, MaxTemplates: 200, For: 30 * time.Second},
+		Saturation: SaturationConfig{
+			Threshold: 0.9,
+			For:       time.Minute,
+			Rules: []SaturationRule{
+				{Resource: "cpu", Metric: "k8s.container.cpu_limit_utilization"},
+				{Resource: "cpu", Metric: "container.cpu.throttling_ratio"},
+				{Resource: "memory", Metric: "k8s.container.memory_limit_utilization"},
+				{Resource: "memory", Metric: "container.memory.working_set", Limit: "k8s.container.memory_limit"},
+				{Resource: "db_connection_pool", Metric: "db.client.connection.count", Attributes: map[string]string{"state": "used"},
+					Limit: "db.client.connection.max", Waiters: "db.client.connection.pending_requests"},
+				{Resource: "db_connection_pool", Metric: "db.client.connections.usage", Attributes: map[string]string{"state": "used"},
+					Limit: "db.client.connections.max", Waiters: "db.client.connections.pending_requests"},
+			},
+		},
+	}
+}

@@ -1,0 +1,285 @@
+// Package detect is the red-flag detector core: a pure state machine. Callers
+// feed it pre-aggregated observations with Apply and ask it to Evaluate at a
+// time they choose; it never reads a clock, starts a goroutine or locks, so it
+// is tested deterministically (golden scenario scripts in testdata/) and run
+// on a virtual clock by the simulator's evaluation. Not safe for concurrent use:
+// one goroutine owns an Engine.
+package detect
+
+import (
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Batch is what a batch of telemetry contributes. The engine copies what it
+// keeps; the caller may reuse the Batch after Apply returns.
+type Batch struct {
+	Edges    []EdgeDelta
+	Services []ServiceDelta
+	Logs     []LogDelta
+	Metrics  []MetricSample
+	Aliases  []Alias
+}
+
+// Reset empties b for reuse, keeping capacity.
+func (b *Batch) Reset() {
+	b.Edges, b.Services, b.Logs, b.Metrics, b.Aliases = b.Edges[:0], b.Services[:0], b.Logs[:0], b.Metrics[:0], b.Aliases[:0]
+}
+
+// EdgeDelta is what calls from Caller to Callee contributed.
+type EdgeDelta struct {
+	Caller, Callee string
+	Counts
+	// ErrTrace is an example trace ID of a failed call (zero if none).
+	ErrTrace [16]byte
+}
+
+// ServiceDelta is what a service's inbound requests (server spans) contributed.
+type ServiceDelta struct {
+	Service string
+	Counts
+	ErrTrace [16]byte
+}
+
+// LogDelta is what a service's logs contributed.
+type LogDelta struct {
+	Service string
+	Total   uint32
+	Errors  uint32
+	// Templates counts error logs per message template (see Template).
+	Templates map[string]uint32
+	ErrTrace  [16]byte
+}
+
+// MetricSample is one data point of a metric a Saturation rule may read.
+type MetricSample struct {
+	Service, Instance string
+	Metric            string
+	Attrs             map[string]string
+	Value             float64
+}
+
+// Alias says that a callee name (an address) is the service Service, learned
+// from a client span whose child server span belongs to Service.
+type Alias struct{ Callee, Service string }
+
+// Engine holds all detector state.
+type Engine struct {
+	cfg      Config
+	edges    map[edgeKey]*edge
+	services map[string]*service
+	aliases  map[string]string
+	alerts   map[string]*Alert
+	// incidentSince is when each current incident's origin was first seen.
+	incidentSince map[string]time.Time
+	stats         Stats
+	lastEval      time.Time
+	bucket        int64 // bucket of the last Apply or Evaluate
+	decay         float64
+}
+
+type edgeKey struct{ caller, callee string }
+
+// Stats counts what the engine dropped or evicted, for the connector's metrics.
+type Stats struct {
+	EdgesOverflow    uint64 // deltas dropped because MaxEdges was reached
+	ServicesOverflow uint64
+	EdgesExpired     uint64
+	Edges, Services  int
+}
+
+// New returns an engine with cfg (use DefaultConfig for the defaults).
+func New(cfg Config) *Engine {
+	return &Engine{
+		cfg:      cfg,
+		edges:    map[edgeKey]*edge{},
+		services: map[string]*service{},
+		aliases:  map[string]string{},
+		alerts:   map[string]*Alert{},
+
+		incidentSince: map[string]time.Time{},
+	}
+}
+
+// Stats returns counters of dropped and expired state.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Edges, s.Services = len(e.edges), len(e.services)
+	return s
+}
+
+// Apply adds a batch observed at now.
+func (e *Engine) Apply(now time.Time, b *Batch) {
+	bk := bucketOf(now)
+	e.bucket = bk
+	for _, a := range b.Aliases {
+		if a.Callee != "" && a.Service != "" && a.Callee != a.Service && len(e.aliases) < 4*e.cfg.MaxServices {
+			if _, ok := e.aliases[a.Callee]; !ok {
+				e.aliases[strings.Clone(a.Callee)] = strings.Clone(a.Service)
+			}
+		}
+	}
+	for i := range b.Services {
+		d := &b.Services[i]
+		s := e.service(d.Service)
+		if s == nil {
+			continue
+		}
+		s.in.add(bk, &d.Counts)
+		s.total.Add(&d.Counts)
+		s.lastBucket = bk
+		if d.Errors > 0 && d.ErrTrace != ([16]byte{}) {
+			s.errTrace = d.ErrTrace
+		}
+		for j := range s.slos {
+			s.slos[j].add(now, d.Calls, d.Errors)
+		}
+	}
+	for i := range b.Edges {
+		d := &b.Edges[i]
+		ed := e.edge(d.Caller, e.resolve(d.Callee))
+		if ed == nil {
+			e.stats.EdgesOverflow++
+			continue
+		}
+		ed.win.add(bk, &d.Counts)
+		ed.total.Add(&d.Counts)
+		ed.lastBucket = bk
+		if d.Errors > 0 && d.ErrTrace != ([16]byte{}) {
+			ed.errTrace = d.ErrTrace
+		}
+		if d.TimeoutN > 0 {
+			mean := float64(d.TimeoutMsSum) / float64(d.TimeoutN)
+			if ed.timeoutN == 0 {
+				ed.timeoutMs = mean
+			} else {
+				ed.timeoutMs += (mean - ed.timeoutMs) * math.Min(1, float64(d.TimeoutN)/float64(ed.timeoutN+d.TimeoutN))
+			}
+			ed.timeoutN += d.TimeoutN
+		}
+	}
+	for i := range b.Logs {
+		d := &b.Logs[i]
+		s := e.service(d.Service)
+		if s == nil {
+			continue
+		}
+		s.logs.apply(bk, d, e.cfg.ErrorLogBurst.MaxTemplates)
+		s.lastBucket = bk
+	}
+	for i := range b.Metrics {
+		m := &b.Metrics[i]
+		s := e.service(m.Service)
+		if s == nil {
+			continue
+		}
+		s.sat.apply(now, m, e.cfg.Saturation.Rules)
+		s.lastBucket = bk
+	}
+}
+
+// resolve maps a callee name to a service name where one is known: a learned
+// alias, or the first label of a Kubernetes DNS name of a known service
+// (payments.shop.svc.cluster.local -> payments).
+func (e *Engine) resolve(callee string) string {
+	if s, ok := e.aliases[callee]; ok {
+		return s
+	}
+	if _, ok := e.services[callee]; ok {
+		return callee
+	}
+	if i := strings.IndexByte(callee, '.'); i > 0 {
+		rest := callee[i+1:]
+		if strings.HasSuffix(rest, ".svc.cluster.local") || strings.HasSuffix(rest, ".svc") || !strings.Contains(rest, ".") {
+			if _, ok := e.services[callee[:i]]; ok {
+				return callee[:i]
+			}
+		}
+	}
+	if h, _, ok := strings.Cut(callee, ":"); ok && h != "" {
+		return e.resolve(h)
+	}
+	return callee
+}
+
+func (e *Engine) edge(caller, callee string) *edge {
+	k := edgeKey{caller, callee}
+	if ed, ok := e.edges[k]; ok {
+		return ed
+	}
+	if len(e.edges) >= e.cfg.MaxEdges {
+		return nil
+	}
+	k = edgeKey{strings.Clone(caller), strings.Clone(callee)}
+	ed := &edge{caller: k.caller, callee: k.callee}
+	e.edges[k] = ed
+	return ed
+}
+
+func (e *Engine) service(name string) *service {
+	if s, ok := e.services[name]; ok {
+		return s
+	}
+	if len(e.services) >= e.cfg.MaxServices {
+		e.stats.ServicesOverflow++
+		return nil
+	}
+	s := newService(strings.Clone(name), e.cfg)
+	e.services[s.name] = s
+	return s
+}
+
+// EdgeView is a read-only snapshot of an edge for metrics and the status page.
+type EdgeView struct {
+	Caller, Callee string
+	// Totals since the edge was first seen (cumulative counters).
+	Total Counts
+	// Last5m is the five-minute window at the last evaluation.
+	Last5m     Counts
+	TimeoutMs  float64 // learned timeout, 0 if unknown
+	Anomalous  bool
+	ErrorRatio float64
+	P99Ms      float64
+	RetryRatio float64
+	Flagged    bool // part of an active alert
+}
+
+// Edges returns a snapshot of every edge, sorted by caller then callee.
+func (e *Engine) Edges() []EdgeView {
+	out := make([]EdgeView, 0, len(e.edges))
+	for _, ed := range e.edges {
+		out = append(out, EdgeView{
+			Caller: ed.caller, Callee: ed.callee, Total: ed.total, Last5m: ed.ev.w5,
+			TimeoutMs: ed.timeout(e.cfg), Anomalous: ed.ev.anomalous, ErrorRatio: ed.ev.err5,
+			P99Ms: ed.ev.p99, RetryRatio: ratio(ed.ev.w5.Retries, ed.ev.w5.Calls), Flagged: ed.flagged,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Caller != out[j].Caller {
+			return out[i].Caller < out[j].Caller
+		}
+		return out[i].Callee < out[j].Callee
+	})
+	return out
+}
+
+// ServiceView is a read-only snapshot of a service's inbound traffic.
+type ServiceView struct {
+	Name       string
+	Total      Counts
+	ErrorRatio float64
+	Failing    bool
+	Origin     bool // named as the origin of an active incident
+}
+
+// Services returns a snapshot of every service, sorted by name.
+func (e *Engine) Services() []ServiceView {
+	out := make([]ServiceView, 0, len(e.services))
+	for _, s := range e.services {
+		out = append(out, ServiceView{Name: s.name, Total: s.total, ErrorRatio: s.ev.err5, Failing: s.ev.failing, Origin: s.origin})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

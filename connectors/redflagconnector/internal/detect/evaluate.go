@@ -1,0 +1,419 @@
+package detect
+
+import (
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Evaluate runs every detector at now and returns the alert state changes,
+// in a deterministic order. Call it every evaluation interval (10 s).
+func (e *Engine) Evaluate(now time.Time) []Transition {
+	bk := bucketOf(now)
+	dt := BucketWidth
+	if !e.lastEval.IsZero() {
+		dt = min(max(now.Sub(e.lastEval), time.Second), 10*time.Minute)
+	}
+	e.expire(bk)
+	minInfo := e.cfg.SignificanceBits * math.Ln2
+
+	for _, s := range e.services {
+		s.evaluate(e.cfg, bk, minInfo)
+		s.logs.evaluate(e.cfg.ErrorLogBurst, bk, minInfo)
+		in1 := float64(s.in.sum(bk, 6).Calls)
+		inPrev := float64(s.in.sum(bk-NumBuckets+6, 6).Calls)
+		s.sat.evaluate(e.cfg.Saturation, now, bk, in1, inPrev)
+		for i := range s.slos {
+			s.slos[i].evaluate(now, ratio(s.ev.w5.Errors, s.ev.w5.Calls)/(1-s.slos[i].cfg.Objective), s.ev.w5.Calls)
+		}
+	}
+	for _, ed := range e.edges {
+		ed.evaluate(e.cfg, bk, minInfo)
+	}
+
+	g := e.buildGraph()
+	incs := e.incidents(g)
+	originOf := map[*edge]string{}
+	for ed, os := range g.origins {
+		if len(os) > 0 {
+			originOf[ed] = os[0]
+		}
+	}
+	for _, s := range e.services {
+		s.origin = false
+	}
+	for _, inc := range incs {
+		if s, ok := e.services[inc.origin]; ok {
+			s.origin = true
+		}
+	}
+
+	var out []Transition
+	e.edgeAlerts(now, g, originOf, &out)
+	e.incidentAlerts(now, incs, &out)
+	e.serviceAlerts(now, &out)
+	e.resolveUnseen(now, &out)
+
+	// Flag what active alerts cover, for the baselines and the sampler.
+	for _, ed := range e.edges {
+		ed.flagged = false
+	}
+	for _, a := range e.alerts {
+		if c := a.Labels["callee"]; c != "" {
+			if ed, ok := e.edges[edgeKey{a.Labels["service"], c}]; ok {
+				ed.flagged = true
+			}
+		}
+	}
+	for _, inc := range incs {
+		for _, ed := range inc.edges {
+			ed.flagged = true
+		}
+	}
+
+	for _, ed := range e.edges {
+		ed.learn(dt, e.cfg.BaselineHalfLife)
+	}
+	for _, s := range e.services {
+		s.learn(dt, e.cfg.BaselineHalfLife)
+		s.logs.learn(bk, dt, e.cfg.BaselineHalfLife)
+	}
+	e.lastEval = now
+	return out
+}
+
+func (e *Engine) expire(bk int64) {
+	idle := int64(e.cfg.IdleExpiry / BucketWidth)
+	for k, ed := range e.edges {
+		if bk-ed.lastBucket > idle && !ed.flagged {
+			delete(e.edges, k)
+			e.stats.EdgesExpired++
+		}
+	}
+	for k, s := range e.services {
+		if bk-s.lastBucket > idle && !s.origin && len(s.slos) == 0 {
+			delete(e.services, k)
+		}
+	}
+}
+
+func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
+
+func ms(x float64) string {
+	if x >= 1000 {
+		return strconv.FormatFloat(x/1000, 'f', 2, 64) + "s"
+	}
+	return strconv.FormatFloat(x, 'f', 0, 64) + "ms"
+}
+
+func traceHex(t [16]byte) string {
+	if t == ([16]byte{}) {
+		return ""
+	}
+	return hex.EncodeToString(t[:])
+}
+
+func perSecond(n uint32, window time.Duration) string {
+	return strconv.FormatFloat(float64(n)/window.Seconds(), 'f', 2, 64)
+}
+
+// symptomLabels builds the labels of an edge alert, with the cascade_id of the
+// incident it belongs to when there is one (sticky for the alert's life).
+func symptomLabels(name, severity string, ed *edge, origin string) (map[string]string, string) {
+	l := map[string]string{"alertname": name, "severity": severity, "service": ed.caller, "callee": ed.callee}
+	identity := fingerprint(l)
+	if origin != "" {
+		l["cascade_id"] = CascadeID(origin)
+	}
+	return l, identity
+}
+
+func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, out *[]Transition) {
+	keys := slices.SortedFunc(maps.Keys(e.edges), func(a, b edgeKey) int {
+		return strings.Compare(a.caller+"\x00"+a.callee, b.caller+"\x00"+b.callee)
+	})
+	cfg := e.cfg
+	for _, k := range keys {
+		ed := e.edges[k]
+		ev := &ed.ev
+		origin := originOf[ed]
+		common := func() map[string]string {
+			a := map[string]string{
+				"calls_per_second": perSecond(ev.w5.Calls, 5*time.Minute),
+				"error_ratio":      pct(ev.err5),
+				"error_ratio_1m":   pct(ev.err1),
+				"baseline":         pct(ed.baseErr.v),
+				"p50":              ms(ev.p50),
+				"p99":              ms(ev.p99),
+			}
+			if origin != "" {
+				a["origin_service"] = origin
+			}
+			if t := traceHex(ed.errTrace); t != "" {
+				a["example_trace_id"] = t
+			}
+			return a
+		}
+
+		if ev.spike || ev.spikeKeep {
+			labels, id := symptomLabels("DependencyErrorSpike", "warning", ed, origin)
+			ann := common()
+			ann["threshold"] = pct(ev.thr)
+			ann["summary"] = fmt.Sprintf("%s -> %s: %s of calls fail (baseline %s)", ed.caller, ed.callee, pct(ev.err5), pct(ed.baseErr.v))
+			ann["description"] = fmt.Sprintf("Calls from %s to %s fail at %s over 5 minutes (%s in the last minute), above the threshold %s; top error class %s.",
+				ed.caller, ed.callee, pct(ev.err5), pct(ev.err1), pct(ev.thr), topClass(&ev.w5))
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.ErrorSpike.For, start: ev.spike, keep: ev.spikeKeep, trace: ed.errTrace, identity: id}, now, out)
+		}
+
+		if ev.pressure || ev.pressureKeep {
+			labels, id := symptomLabels("DependencyTimeoutPressure", "warning", ed, origin)
+			ann := common()
+			t := ed.timeout(cfg)
+			if t > 0 {
+				ann["timeout"] = ms(t)
+			}
+			ann["near_timeout_share"] = pct(ev.near5)
+			ann["timed_out_share"] = pct(ev.tmo5)
+			ann["summary"] = fmt.Sprintf("%s -> %s: latency is eating the timeout budget (p99 %s, timeout %s, %s timed out)", ed.caller, ed.callee, ms(ev.p99), ms(t), pct(ev.tmo5))
+			ann["description"] = fmt.Sprintf("Calls from %s to %s: %s beyond %s of the %s timeout, %s hit it; p50 %s, p99 %s.",
+				ed.caller, ed.callee, pct(ev.near5), pct(cfg.TimeoutPressure.Budget), ms(t), pct(ev.tmo5), ms(ev.p50), ms(ev.p99))
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.TimeoutPressure.For, start: ev.pressure, keep: ev.pressureKeep, trace: ed.errTrace, identity: id}, now, out)
+		}
+
+		stormStart := ev.storm && e.calleeUnhealthy(g, ed)
+		if stormStart || ev.stormKeep {
+			if stormStart && ed.stormSince.IsZero() {
+				ed.stormSince = now
+			}
+			twoLayer := false
+			for _, down := range e.edgesFrom(ed.callee) {
+				if down.ev.storm {
+					twoLayer = true
+				}
+			}
+			ann := common()
+			ann["retry_ratio"] = pct(ratio(ev.w5.Retries, ev.w5.Calls))
+			ann["amplification"] = strconv.FormatFloat(ev.amplification, 'f', 2, 64)
+			if twoLayer {
+				ann["retry_layers"] = "2"
+			}
+			if e.metastable(g, ed, now) {
+				ann["metastable"] = "true"
+			}
+			ann["summary"] = fmt.Sprintf("%s -> %s: retry storm, %s of calls are retries, load x%.1f", ed.caller, ed.callee, ann["retry_ratio"], ev.amplification)
+			ann["description"] = fmt.Sprintf("%s retries calls to the unhealthy %s: %s of calls are retries, amplifying load %.1fx.", ed.caller, ed.callee, ann["retry_ratio"], ev.amplification)
+			labels, id := symptomLabels("RetryStorm", "warning", ed, origin)
+			a := e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.RetryStorm.For, start: stormStart, keep: ev.stormKeep, trace: ed.errTrace, identity: id}, now, out)
+			if a != nil && (ev.amplification >= cfg.RetryStorm.CriticalAmplification || twoLayer) {
+				labels, id := symptomLabels("RetryStorm", "critical", ed, origin)
+				e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.RetryStorm.For, start: stormStart, keep: ev.stormKeep, trace: ed.errTrace, identity: id}, now, out)
+			}
+			if a == nil {
+				ed.stormSince = time.Time{}
+			}
+		} else {
+			ed.stormSince = time.Time{}
+		}
+	}
+}
+
+func (e *Engine) edgesFrom(caller string) []*edge {
+	var out []*edge
+	for k, ed := range e.edges {
+		if k.caller == caller {
+			out = append(out, ed)
+		}
+	}
+	return out
+}
+
+// calleeUnhealthy: the callee of a retrying edge is failing or slow, seen on
+// this edge or by anyone calling it.
+func (e *Engine) calleeUnhealthy(g *graph, ed *edge) bool {
+	if ed.ev.err5 >= e.cfg.ErrorSpike.MinRatio || ed.ev.anomalous {
+		return true
+	}
+	if len(g.in[ed.callee]) > 0 {
+		return true
+	}
+	s, ok := e.services[ed.callee]
+	return ok && (s.ev.failing || s.ev.slow)
+}
+
+// metastable: the storm has lasted MetastableAfter while the callee's own
+// dependencies are healthy and its failures are overload or timeouts, i.e.
+// the retries themselves now keep it down.
+func (e *Engine) metastable(g *graph, ed *edge, now time.Time) bool {
+	if ed.stormSince.IsZero() || now.Sub(ed.stormSince) < e.cfg.RetryStorm.MetastableAfter {
+		return false
+	}
+	if len(g.out[ed.callee]) > 0 {
+		return false
+	}
+	w := &ed.ev.w5
+	return w.Errors > 0 && float64(w.Class[ClassOverload]+w.Class[ClassTimeout]) >= 0.5*float64(w.Errors)
+}
+
+func topClass(w *Counts) string {
+	best, n := Class(ClassOther), uint32(0)
+	for c := Class(0); c < NumClasses; c++ {
+		if w.Class[c] > n {
+			best, n = c, w.Class[c]
+		}
+	}
+	return best.String()
+}
+
+func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transition) {
+	cfg := e.cfg.Cascade
+	present := map[string]bool{}
+	for _, inc := range incs {
+		present[inc.origin] = true
+		if _, ok := e.incidentSince[inc.origin]; !ok {
+			e.incidentSince[inc.origin] = now
+		}
+	}
+	for o := range e.incidentSince {
+		if !present[o] {
+			delete(e.incidentSince, o)
+		}
+	}
+	for _, inc := range incs {
+		affected := slices.Collect(maps.Keys(inc.affected))
+		sort.Slice(affected, func(i, j int) bool {
+			di, dj := inc.affected[affected[i]], inc.affected[affected[j]]
+			return di < dj || di == dj && affected[i] < affected[j]
+		})
+		var callers []string
+		var worst *edge
+		for _, ed := range inc.edges {
+			callers = append(callers, ed.caller)
+			if worst == nil || ed.ev.err5 > worst.ev.err5 {
+				worst = ed
+			}
+		}
+		ann := map[string]string{
+			"affected_services": strings.Join(affected, ","),
+			"callers":           strings.Join(callers, ","),
+			"error_ratio":       pct(worst.ev.err5),
+			"p99":               ms(worst.ev.p99),
+		}
+		if s, ok := e.services[inc.origin]; ok && s.ev.ownShare >= 0 {
+			ann["own_failure_share"] = pct(s.ev.ownShare)
+		}
+		if t := traceHex(inc.trace); t != "" {
+			ann["example_trace_id"] = t
+		}
+		if inc.spread {
+			ann["summary"] = fmt.Sprintf("Failure starting at %s is spreading to %s", inc.origin, strings.Join(affected, ", "))
+			ann["description"] = fmt.Sprintf("%s is failing on its own (its own calls are healthy) and the failure propagates up the call graph through %s to %s.",
+				inc.origin, strings.Join(callers, ", "), strings.Join(affected, ", "))
+			labels := map[string]string{"alertname": "CascadingFailure", "severity": "critical",
+				"origin_service": inc.origin, "cascade_id": CascadeID(inc.origin)}
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.For, start: true, trace: inc.trace}, now, out)
+		} else {
+			ann["summary"] = fmt.Sprintf("%s is failing, but its callers (%s) contain it", inc.origin, strings.Join(callers, ", "))
+			ann["description"] = fmt.Sprintf("Calls to %s fail, but fallbacks or circuit breakers in %s keep the failure from spreading.", inc.origin, strings.Join(callers, ", "))
+			// Give a spreading failure the time it needs to show in the callers
+			// before calling it contained.
+			labels := map[string]string{"alertname": "IsolatedFailure", "severity": "warning", "origin_service": inc.origin}
+			old := now.Sub(e.incidentSince[inc.origin]) >= 2*cfg.For
+			e.offer(candidate{labels: labels, annotations: ann, forDur: 2 * cfg.For, start: old, keep: true, trace: inc.trace}, now, out)
+		}
+	}
+	// An active cascade whose graph is resolving keeps its alert while any of
+	// its edges still holds (hysteresis); the candidate above is only offered
+	// while the incident is present.
+}
+
+func (e *Engine) serviceAlerts(now time.Time, out *[]Transition) {
+	cfg := e.cfg
+	for _, name := range slices.Sorted(maps.Keys(e.services)) {
+		s := e.services[name]
+		if l := &s.logs.ev; l.burst || l.keep {
+			ann := map[string]string{
+				"error_logs_5m": strconv.FormatUint(uint64(l.count5), 10),
+				"expected_5m":   strconv.FormatFloat(l.expected, 'f', 1, 64),
+				"summary":       fmt.Sprintf("%s logs errors at %d per 5 minutes (expected %.0f)", name, l.count5, l.expected),
+			}
+			if l.newTemplate != "" {
+				ann["new_template"] = l.newTemplate
+			}
+			if l.topTemplate != "" {
+				ann["top_template"] = l.topTemplate
+			}
+			if t := traceHex(s.logs.trace); t != "" {
+				ann["example_trace_id"] = t
+			}
+			labels := map[string]string{"alertname": "ErrorLogBurst", "severity": "warning", "service": name}
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.ErrorLogBurst.For, start: l.burst, keep: l.keep, trace: s.logs.trace}, now, out)
+		}
+		seen := map[string]bool{}
+		for _, h := range s.sat.ev {
+			if seen[h.resource] {
+				continue
+			}
+			seen[h.resource] = true
+			ann := map[string]string{
+				"instance":    h.instance,
+				"utilization": pct(h.value),
+				"summary":     fmt.Sprintf("%s: %s near its limit on %s (%s)", name, h.resource, h.instance, pct(h.value)),
+			}
+			if h.resource == "active_requests" {
+				ann["utilization"] = ""
+				ann["active_requests"] = strconv.FormatFloat(h.value, 'f', 0, 64)
+				ann["summary"] = fmt.Sprintf("%s: active requests on %s doubled to %.0f while throughput stayed flat", name, h.instance, h.value)
+			}
+			if h.waiters > 0 {
+				ann["waiters"] = strconv.FormatFloat(h.waiters, 'f', 0, 64)
+			}
+			labels := map[string]string{"alertname": "Saturation", "severity": "warning", "service": name, "resource": h.resource}
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.Saturation.For, start: true}, now, out)
+		}
+		for i := range s.slos {
+			slo := &s.slos[i]
+			for _, h := range slo.ev {
+				ann := map[string]string{
+					"burn_rate":       strconv.FormatFloat(h.burnLong, 'f', 1, 64),
+					"burn_rate_short": strconv.FormatFloat(h.burnShort, 'f', 1, 64),
+					"objective":       strconv.FormatFloat(100*slo.cfg.Objective, 'f', -1, 64) + "%",
+					"summary":         fmt.Sprintf("%s SLO %s burns its error budget at %.1fx over %s", name, slo.cfg.Name, h.burnLong, h.window),
+				}
+				labels := map[string]string{"alertname": "ErrorBudgetBurn", "severity": h.severity, "service": name, "slo": slo.cfg.Name, "window": h.window}
+				e.offer(candidate{labels: labels, annotations: ann, start: true, trace: s.errTrace}, now, out)
+			}
+		}
+	}
+}
+
+// Flagged lists what active alerts point at, for alert-driven sampling: the
+// caller -> callee edges of symptom alerts and incidents, and the services
+// named as origins or affected.
+func (e *Engine) Flagged() (edges [][2]string, services []string) {
+	svc := map[string]bool{}
+	for _, ed := range e.edges {
+		if ed.flagged {
+			edges = append(edges, [2]string{ed.caller, ed.callee})
+		}
+	}
+	for _, a := range e.alerts {
+		for _, k := range []string{"origin_service", "service"} {
+			if v := a.Labels[k]; v != "" {
+				svc[v] = true
+			}
+		}
+		for _, v := range strings.Split(a.Annotations["affected_services"], ",") {
+			if v != "" {
+				svc[v] = true
+			}
+		}
+	}
+	sort.Slice(edges, func(i, j int) bool { return edges[i][0]+"\x00"+edges[i][1] < edges[j][0]+"\x00"+edges[j][1] })
+	return edges, slices.Sorted(maps.Keys(svc))
+}

@@ -1,0 +1,185 @@
+package detect
+
+import (
+	"time"
+)
+
+// satState holds the latest utilization signals of a service's instances.
+type satState struct {
+	// by resource, then instance
+	res map[string]map[string]*satPoint
+	ev  []satHit
+	// active requests per instance: value now and five minutes of history.
+	active map[string]*activeTrend
+}
+
+type satPoint struct {
+	used, limit, waiters float64
+	hasUsed, hasLimit    bool
+	hasWaiters           bool
+	at                   time.Time
+	ratio                bool // used is already a 0..1 ratio
+}
+
+type satHit struct {
+	resource, instance string
+	value              float64
+	waiters            float64
+}
+
+type activeTrend struct {
+	epoch [NumBuckets]int64
+	v     [NumBuckets]float64
+	at    time.Time
+}
+
+func (st *satState) point(resource, instance string) *satPoint {
+	if st.res == nil {
+		st.res = map[string]map[string]*satPoint{}
+	}
+	m := st.res[resource]
+	if m == nil {
+		m = map[string]*satPoint{}
+		st.res[resource] = m
+	}
+	p := m[instance]
+	if p == nil {
+		if len(m) >= 256 {
+			return nil
+		}
+		p = &satPoint{}
+		m[instance] = p
+	}
+	return p
+}
+
+func (st *satState) apply(now time.Time, s *MetricSample, rules []SaturationRule) {
+	if s.Metric == "http.server.active_requests" {
+		if st.active == nil {
+			st.active = map[string]*activeTrend{}
+		}
+		a := st.active[s.Instance]
+		if a == nil {
+			if len(st.active) >= 256 {
+				return
+			}
+			a = &activeTrend{}
+			st.active[s.Instance] = a
+		}
+		bk := bucketOf(now)
+		i := bk % NumBuckets
+		if a.epoch[i] != bk {
+			a.epoch[i], a.v[i] = bk, 0
+		}
+		a.v[i] += s.Value // summed over the data points of one instance
+		a.at = now
+		return
+	}
+	for _, r := range rules {
+		var role int
+		switch s.Metric {
+		case r.Metric:
+			role = 1
+		case r.Limit:
+			role = 2
+		case r.Waiters:
+			role = 3
+		default:
+			continue
+		}
+		if role == 1 && !attrsMatch(s.Attrs, r.Attributes) {
+			continue
+		}
+		p := st.point(r.Resource+"\x00"+r.Metric, s.Instance)
+		if p == nil {
+			return
+		}
+		p.at = now
+		switch role {
+		case 1:
+			p.used, p.hasUsed, p.ratio = s.Value, true, r.Limit == ""
+		case 2:
+			p.limit, p.hasLimit = s.Value, true
+		case 3:
+			p.waiters, p.hasWaiters = s.Value, true
+		}
+	}
+}
+
+func attrsMatch(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// evaluate finds the saturated resources: utilization at or above threshold
+// in a fresh sample (and requests waiting, where the rule reads waiters), and
+// active requests that doubled in five minutes while throughput stayed flat.
+func (st *satState) evaluate(cfg SaturationConfig, now time.Time, bk int64, inbound1, inboundPrev float64) {
+	st.ev = st.ev[:0]
+	const fresh = 2 * time.Minute
+	for key, m := range st.res {
+		resource := key[:indexNul(key)]
+		rule := ruleFor(cfg.Rules, key)
+		for inst, p := range m {
+			if now.Sub(p.at) > fresh || !p.hasUsed {
+				continue
+			}
+			u := p.used
+			if !p.ratio {
+				if !p.hasLimit || p.limit <= 0 {
+					continue
+				}
+				u = p.used / p.limit
+			}
+			if u < cfg.Threshold {
+				continue
+			}
+			if rule != nil && rule.Waiters != "" && !(p.hasWaiters && p.waiters > 0) {
+				continue
+			}
+			st.ev = append(st.ev, satHit{resource: resource, instance: inst, value: u, waiters: p.waiters})
+		}
+	}
+	for inst, a := range st.active {
+		if now.Sub(a.at) > fresh {
+			continue
+		}
+		cur := latest(a, bk, 2)
+		old := latest(a, bk-NumBuckets+3, 3)
+		if old > 0 && cur >= 2*old && cur >= 10 && inbound1 <= 1.1*inboundPrev {
+			st.ev = append(st.ev, satHit{resource: "active_requests", instance: inst, value: cur})
+		}
+	}
+}
+
+func latest(a *activeTrend, bk int64, k int) float64 {
+	for b := bk; b > bk-int64(k); b-- {
+		i := b % NumBuckets
+		if b >= 0 && a.epoch[i] == b {
+			return a.v[i]
+		}
+	}
+	return 0
+}
+
+func indexNul(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return i
+		}
+	}
+	return len(s)
+}
+
+func ruleFor(rules []SaturationRule, key string) *SaturationRule {
+	for i := range rules {
+		if rules[i].Resource+"\x00"+rules[i].Metric == key {
+			return &rules[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package detect
+
+import (
+	"math"
+	"time"
+)
+
+// Class is the kind of a failed call.
+type Class uint8
+
+// Failure classes of a call, from the span's status, HTTP or gRPC code and error.type.
+const (
+	ClassTimeout     Class = iota // DEADLINE_EXCEEDED, 504, 408, error.type *timeout*
+	ClassOverload                 // RESOURCE_EXHAUSTED, UNAVAILABLE, 429, 503
+	ClassCircuitOpen              // error.type *circuit*/*breaker*
+	ClassConnect                  // error.type connection refused/reset/DNS
+	ClassOther                    // any other error
+	NumClasses
+)
+
+var classNames = [NumClasses]string{"timeout", "overload", "circuit_open", "connect", "other"}
+
+// String returns the class name used in metric labels.
+func (c Class) String() string {
+	if c < NumClasses {
+		return classNames[c]
+	}
+	return "unknown"
+}
+
+// BucketWidth is the width of one time bucket of the windows.
+const BucketWidth = 10 * time.Second
+
+// NumBuckets covers the longest short window, five minutes.
+const NumBuckets = 30
+
+// NumBins is the number of latency histogram bins. Bin i holds durations up
+// to BinUpperMs(i): half-octave steps from 0.5 ms to 16.4 s, the last bin
+// unbounded. Even bins end at powers of two milliseconds (1 ms ... 16384 ms),
+// which are the exported histogram's bucket bounds.
+const NumBins = 32
+
+// BinUpperMs returns the upper bound of bin i in milliseconds (+Inf for the last).
+func BinUpperMs(i int) float64 {
+	if i >= NumBins-1 {
+		return math.Inf(1)
+	}
+	return math.Exp2(float64(i-2) / 2)
+}
+
+// BinOf returns the histogram bin of a duration in milliseconds.
+func BinOf(ms float64) int {
+	if !(ms > 0.5) { // also catches NaN
+		return 0
+	}
+	b := int(math.Ceil(2*math.Log2(ms))) + 2
+	if b >= NumBins {
+		return NumBins - 1
+	}
+	return b
+}
+
+// Counts is what a set of calls (or inbound requests) amounts to. It is the
+// unit of both batch deltas and window buckets.
+type Counts struct {
+	Calls     uint32
+	Errors    uint32
+	Client4xx uint32 // client errors, counted apart from Errors
+	Retries   uint32 // calls that were retries
+	Class     [NumClasses]uint32
+	Hist      [NumBins]uint32
+
+	// From parent/child joins inside one process (a sample of calls):
+	JoinedParents    uint32 // inbound requests of the caller that called this callee
+	JoinedCalls      uint32 // calls those requests made to the callee
+	JoinedErr        uint32 // of those requests, ones whose calls to the callee failed
+	JoinedPropagated uint32 // ... and whose own server span failed too
+
+	// For services (inbound server spans):
+	OwnErrors uint32 // failed requests with no failed child call in the join sample
+	Joined    uint32 // requests in the join sample
+
+	// TimeoutMsSum and TimeoutN describe the durations of timed-out calls, from
+	// which the edge's timeout is learned.
+	TimeoutMsSum float32
+	TimeoutN     uint32
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o *Counts) {
+	c.Calls += o.Calls
+	c.Errors += o.Errors
+	c.Client4xx += o.Client4xx
+	c.Retries += o.Retries
+	for i := range c.Class {
+		c.Class[i] += o.Class[i]
+	}
+	for i := range c.Hist {
+		c.Hist[i] += o.Hist[i]
+	}
+	c.JoinedParents += o.JoinedParents
+	c.JoinedCalls += o.JoinedCalls
+	c.JoinedErr += o.JoinedErr
+	c.JoinedPropagated += o.JoinedPropagated
+	c.OwnErrors += o.OwnErrors
+	c.Joined += o.Joined
+	c.TimeoutMsSum += o.TimeoutMsSum
+	c.TimeoutN += o.TimeoutN
+}
+
+// Observe records one call.
+func (c *Counts) Observe(ms float64, failed bool, class Class, client4xx, retry bool) {
+	c.Calls++
+	c.Hist[BinOf(ms)]++
+	if failed {
+		c.Errors++
+		c.Class[class]++
+		if class == ClassTimeout {
+			c.TimeoutMsSum += float32(ms)
+			c.TimeoutN++
+		}
+	} else if client4xx {
+		c.Client4xx++
+	}
+	if retry {
+		c.Retries++
+	}
+}
+
+// Quantile estimates the q-quantile of the durations in milliseconds,
+// interpolating geometrically inside a bin; 0 when empty.
+func (c *Counts) Quantile(q float64) float64 {
+	var total uint64
+	for _, n := range c.Hist {
+		total += uint64(n)
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := q * float64(total)
+	var cum float64
+	for i, n := range c.Hist {
+		if n == 0 {
+			continue
+		}
+		if cum+float64(n) >= rank {
+			lo, hi := BinUpperMs(i-1), BinUpperMs(i)
+			if i == 0 {
+				lo = hi / 2
+			}
+			if math.IsInf(hi, 1) {
+				return lo
+			}
+			frac := (rank - cum) / float64(n)
+			return lo * math.Pow(hi/lo, frac)
+		}
+		cum += float64(n)
+	}
+	return BinUpperMs(NumBins - 2)
+}
+
+// ShareAtLeast returns the share of calls that took at least ms milliseconds,
+// counting whole bins above ms and the covering bin in proportion.
+func (c *Counts) ShareAtLeast(ms float64) float64 {
+	var total, above float64
+	for i, n := range c.Hist {
+		if n == 0 {
+			continue
+		}
+		total += float64(n)
+		lo, hi := BinUpperMs(i-1), BinUpperMs(i)
+		if i == 0 {
+			lo = 0
+		}
+		switch {
+		case lo >= ms:
+			above += float64(n)
+		case hi > ms:
+			if math.IsInf(hi, 1) {
+				above += float64(n)
+			} else {
+				above += float64(n) * (hi - ms) / (hi - lo)
+			}
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return above / total
+}
+
+// ring is a five-minute window of ten-second buckets. A slot holds the bucket
+// whose number is in epoch; stale slots read as empty.
+type ring struct {
+	epoch [NumBuckets]int64
+	c     [NumBuckets]Counts
+}
+
+func bucketOf(t time.Time) int64 { return t.Unix() / int64(BucketWidth/time.Second) }
+
+func (r *ring) add(bucket int64, d *Counts) {
+	i := bucket % NumBuckets
+	if r.epoch[i] != bucket {
+		r.epoch[i] = bucket
+		r.c[i] = Counts{}
+	}
+	r.c[i].Add(d)
+}
+
+// sum adds up the n buckets ending with bucket (inclusive).
+func (r *ring) sum(bucket int64, n int) Counts {
+	var out Counts
+	for b := bucket - int64(n) + 1; b <= bucket; b++ {
+		i := b % NumBuckets
+		if b >= 0 && r.epoch[i] == b {
+			out.Add(&r.c[i])
+		}
+	}
+	return out
+}
