@@ -43,6 +43,8 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
+
+	"github.com/vigilhq/vigil/connectors/redflagconnector"
 )
 
 // Components returns the factories of every component in the Vigil
@@ -98,6 +100,7 @@ func Components() (otelcol.Factories, error) {
 	f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
 		forwardconnector.NewFactory(),
 		spanmetricsconnector.NewFactory(),
+		redflagconnector.NewFactory(),
 	)
 	if err != nil {
 		return f, err

@@ -12,6 +12,7 @@ type edge struct {
 	win            ring
 	total          Counts
 	lastBucket     int64
+	since          time.Time // first seen: the start of its cumulative counters
 	errTrace       [16]byte
 	timeoutMs      float64 // learned from timed-out calls
 	timeoutN       uint32

@@ -127,6 +127,9 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 		if s == nil {
 			continue
 		}
+		if s.since.IsZero() {
+			s.since = now
+		}
 		s.in.add(bk, &d.Counts)
 		s.total.Add(&d.Counts)
 		s.lastBucket = bk
@@ -143,6 +146,9 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 		if ed == nil {
 			e.stats.EdgesOverflow++
 			continue
+		}
+		if ed.since.IsZero() {
+			ed.since = now
 		}
 		ed.win.add(bk, &d.Counts)
 		ed.total.Add(&d.Counts)
@@ -234,6 +240,7 @@ func (e *Engine) service(name string) *service {
 // EdgeView is a read-only snapshot of an edge for metrics and the status page.
 type EdgeView struct {
 	Caller, Callee string
+	Since          time.Time
 	// Totals since the edge was first seen (cumulative counters).
 	Total Counts
 	// Last5m is the five-minute window at the last evaluation.
@@ -251,7 +258,7 @@ func (e *Engine) Edges() []EdgeView {
 	out := make([]EdgeView, 0, len(e.edges))
 	for _, ed := range e.edges {
 		out = append(out, EdgeView{
-			Caller: ed.caller, Callee: ed.callee, Total: ed.total, Last5m: ed.ev.w5,
+			Caller: ed.caller, Callee: ed.callee, Since: ed.since, Total: ed.total, Last5m: ed.ev.w5,
 			TimeoutMs: ed.timeout(e.cfg), Anomalous: ed.ev.anomalous, ErrorRatio: ed.ev.err5,
 			P99Ms: ed.ev.p99, RetryRatio: ratio(ed.ev.w5.Retries, ed.ev.w5.Calls), Flagged: ed.flagged,
 		})
@@ -268,6 +275,7 @@ func (e *Engine) Edges() []EdgeView {
 // ServiceView is a read-only snapshot of a service's inbound traffic.
 type ServiceView struct {
 	Name       string
+	Since      time.Time
 	Total      Counts
 	ErrorRatio float64
 	Failing    bool
@@ -278,7 +286,7 @@ type ServiceView struct {
 func (e *Engine) Services() []ServiceView {
 	out := make([]ServiceView, 0, len(e.services))
 	for _, s := range e.services {
-		out = append(out, ServiceView{Name: s.name, Total: s.total, ErrorRatio: s.ev.err5, Failing: s.ev.failing, Origin: s.origin})
+		out = append(out, ServiceView{Name: s.name, Since: s.since, Total: s.total, ErrorRatio: s.ev.err5, Failing: s.ev.failing, Origin: s.origin})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -12,6 +12,7 @@ type service struct {
 	in         ring
 	total      Counts
 	lastBucket int64
+	since      time.Time
 	errTrace   [16]byte
 	baseErr    ewma
 	baseP99    ewma

@@ -80,6 +80,9 @@ type Counts struct {
 	OwnErrors uint32 // failed requests with no failed child call in the join sample
 	Joined    uint32 // requests in the join sample
 
+	// DurMsSum is the sum of durations, for the exported histogram's sum.
+	DurMsSum float64
+
 	// TimeoutMsSum and TimeoutN describe the durations of timed-out calls, from
 	// which the edge's timeout is learned.
 	TimeoutMsSum float32
@@ -104,6 +107,7 @@ func (c *Counts) Add(o *Counts) {
 	c.JoinedPropagated += o.JoinedPropagated
 	c.OwnErrors += o.OwnErrors
 	c.Joined += o.Joined
+	c.DurMsSum += o.DurMsSum
 	c.TimeoutMsSum += o.TimeoutMsSum
 	c.TimeoutN += o.TimeoutN
 }
@@ -112,6 +116,7 @@ func (c *Counts) Add(o *Counts) {
 func (c *Counts) Observe(ms float64, failed bool, class Class, client4xx, retry bool) {
 	c.Calls++
 	c.Hist[BinOf(ms)]++
+	c.DurMsSum += ms
 	if failed {
 		c.Errors++
 		c.Class[class]++

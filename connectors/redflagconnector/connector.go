@@ -1,0 +1,378 @@
+package redflagconnector
+
+import (
+	"context"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/edges"
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
+)
+
+type signal int
+
+const (
+	signalTraces signal = iota
+	signalLogs
+	signalMetrics
+)
+
+// core is the state shared by every instance of one connector ID. The
+// detector engine belongs to the loop goroutine; consumers hand it batches
+// over a bounded channel; a second goroutine delivers outputs, so a slow
+// downstream never stalls detection.
+type core struct {
+	cfg    *Config
+	logger *zap.Logger
+	tel    *metadata.TelemetryBuilder
+	ext    *edges.Extractor
+	eng    *detect.Engine
+	onDone func()
+
+	mu         sync.Mutex
+	metricsOut []consumer.Metrics
+	logsOut    []consumer.Logs
+	fed        [3]bool // an instance already feeds this input signal
+	refs       int
+	started    bool
+	stopped    bool
+	status     statusSink
+
+	batches chan work
+	emits   chan emission
+	stop    chan struct{}
+	done    sync.WaitGroup
+	pool    sync.Pool
+
+	gauges      atomic.Pointer[gaugeValues]
+	prevSeries  map[string]seriesRef // ALERTS series emitted at the last evaluation
+	resource    map[string]string
+	startedTime time.Time
+}
+
+type work struct {
+	now time.Time
+	b   *detect.Batch
+}
+
+type emission struct {
+	md pmetric.Metrics
+	ld plog.Logs
+}
+
+type gaugeValues struct{ edges, services, pending, firing, overflow, expired, joinDropped, joinExpired int64 }
+
+func newCore(set connector.Settings, cfg *Config, onDone func()) (*core, error) {
+	names := map[string]bool{"http.server.active_requests": true}
+	for _, r := range cfg.Saturation.Rules {
+		for _, n := range []string{r.Metric, r.Limit, r.Waiters} {
+			if n != "" {
+				names[n] = true
+			}
+		}
+	}
+	host, _ := os.Hostname()
+	c := &core{
+		cfg:    cfg,
+		logger: set.Logger,
+		ext: edges.New(edges.Settings{
+			JoinSampleRatio: cfg.JoinSampleRatio, MaxJoinEntries: cfg.MaxJoinEntries, MetricNames: names,
+		}),
+		eng:        detect.New(cfg.Config),
+		onDone:     onDone,
+		batches:    make(chan work, 64),
+		emits:      make(chan emission, 4),
+		stop:       make(chan struct{}),
+		prevSeries: map[string]seriesRef{},
+		resource:   map[string]string{"service.name": "vigil", "service.instance.id": host},
+	}
+	c.pool.New = func() any { return new(detect.Batch) }
+	c.gauges.Store(&gaugeValues{})
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings, c)
+	if err != nil {
+		return nil, err
+	}
+	c.tel = tel
+	return c, nil
+}
+
+// Gauges implements metadata.Observed.
+func (c *core) Gauges() (int64, int64, int64, int64, int64, int64, int64, int64) {
+	g := c.gauges.Load()
+	return g.edges, g.services, g.pending, g.firing, g.overflow, g.expired, g.joinDropped, g.joinExpired
+}
+
+func (c *core) addMetricsOut(m consumer.Metrics) {
+	c.mu.Lock()
+	c.metricsOut = append(c.metricsOut, m)
+	c.mu.Unlock()
+}
+
+func (c *core) addLogsOut(l consumer.Logs) {
+	c.mu.Lock()
+	c.logsOut = append(c.logsOut, l)
+	c.mu.Unlock()
+}
+
+// input returns the instance side for one input signal. The collector builds
+// one instance per (input, output) pair and fans the same data out to each, so
+// only the first instance of an input signal feeds the detectors.
+func (c *core) input(s signal) *input {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	feed := !c.fed[s]
+	c.fed[s] = true
+	return &input{c: c, feed: feed}
+}
+
+// input is one connector instance as the collector sees it.
+type input struct {
+	c    *core
+	feed bool
+}
+
+func (in *input) Start(_ context.Context, host component.Host) error { return in.c.start(host) }
+
+func (in *input) Shutdown(context.Context) error {
+	in.c.shutdown()
+	return nil
+}
+
+func (in *input) Capabilities() consumer.Capabilities { return consumer.Capabilities{MutatesData: false} }
+
+type tracesIn struct{ *input }
+
+func (t *tracesIn) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	if !t.feed {
+		return nil
+	}
+	c := t.c
+	now := time.Now()
+	b := c.pool.Get().(*detect.Batch)
+	c.ext.Traces(td, now, b)
+	c.tel.SpansReceived.Add(ctx, int64(td.SpanCount()))
+	c.submit(ctx, work{now: now, b: b})
+	return nil
+}
+
+type logsIn struct{ *input }
+
+func (l *logsIn) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	if !l.feed {
+		return nil
+	}
+	c := l.c
+	b := c.pool.Get().(*detect.Batch)
+	c.ext.Logs(ld, b)
+	c.tel.LogRecordsReceived.Add(ctx, int64(ld.LogRecordCount()))
+	c.submit(ctx, work{now: time.Now(), b: b})
+	return nil
+}
+
+type metricsIn struct{ *input }
+
+func (m *metricsIn) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if !m.feed {
+		return nil
+	}
+	c := m.c
+	b := c.pool.Get().(*detect.Batch)
+	c.ext.Metrics(md, b)
+	c.tel.DataPointsReceived.Add(ctx, int64(md.DataPointCount()))
+	c.submit(ctx, work{now: time.Now(), b: b})
+	return nil
+}
+
+// submit hands a batch to the loop. A full channel means the loop is behind:
+// the caller waits (backpressure, counted); it is dropped, and counted, only if
+// the caller gives up or the connector stops. Detection never fails a pipeline.
+func (c *core) submit(ctx context.Context, w work) {
+	select {
+	case c.batches <- w:
+		return
+	default:
+	}
+	c.tel.BatchesBlocked.Add(ctx, 1)
+	select {
+	case c.batches <- w:
+	case <-ctx.Done():
+		c.tel.BatchesDropped.Add(context.Background(), 1)
+	case <-c.stop:
+		c.tel.BatchesDropped.Add(context.Background(), 1)
+	}
+}
+
+func (c *core) start(host component.Host) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refs++
+	if c.started {
+		return nil
+	}
+	c.started = true
+	c.startedTime = time.Now()
+	if c.cfg.Status != nil {
+		sink, err := findStatusSink(host, *c.cfg.Status)
+		if err != nil {
+			return err
+		}
+		c.status = sink
+	}
+	c.done.Add(2)
+	go c.loop()
+	go c.emitter()
+	return nil
+}
+
+// shutdown stops the goroutines when the last instance shuts down; it is
+// idempotent and safe without start.
+func (c *core) shutdown() {
+	c.mu.Lock()
+	if c.refs > 0 {
+		c.refs--
+	}
+	last := c.refs == 0 && c.started && !c.stopped
+	if last {
+		c.stopped = true
+	}
+	c.mu.Unlock()
+	if !last {
+		return
+	}
+	close(c.stop)
+	c.done.Wait()
+	c.tel.Shutdown()
+	c.onDone()
+}
+
+func (c *core) loop() {
+	defer c.done.Done()
+	defer close(c.emits)
+	ticker := time.NewTicker(c.cfg.EvaluationInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		select {
+		case <-c.stop:
+			return
+		case w := <-c.batches:
+			c.eng.Apply(w.now, w.b)
+			w.b.Reset()
+			c.pool.Put(w.b)
+		case now := <-ticker.C:
+			c.evaluate(now)
+		}
+	}
+}
+
+func (c *core) evaluate(now time.Time) {
+	t0 := time.Now()
+	trs := c.eng.Evaluate(now)
+	alerts := c.eng.Alerts()
+	var ev emission
+	c.mu.Lock()
+	wantMetrics, wantLogs := len(c.metricsOut) > 0, len(c.logsOut) > 0
+	status := c.status
+	c.mu.Unlock()
+	var edgeViews []detect.EdgeView
+	var svcViews []detect.ServiceView
+	if (wantMetrics && c.cfg.EdgeMetrics) || status != nil {
+		edgeViews, svcViews = c.eng.Edges(), c.eng.Services()
+	}
+	if wantMetrics {
+		ev.md = c.buildMetrics(now, alerts, edgeViews, svcViews)
+	}
+	if wantLogs && len(trs) > 0 {
+		ev.ld = c.buildEvents(now, trs)
+	}
+	ctx := context.Background()
+	for _, tr := range trs {
+		c.tel.Transitions.Add(ctx, 1, metric.WithAttributes(
+			attribute.String("alertname", tr.Alert.Name()), attribute.String("state", string(tr.Alert.State))))
+		c.logger.Info("red flag", zap.String("alert", formatAlert(&tr.Alert)), zap.String("state", string(tr.Alert.State)),
+			zap.String("summary", tr.Alert.Annotations["summary"]))
+	}
+	st, xs := c.eng.Stats(), c.ext.Stats()
+	var pending, firing int64
+	for i := range alerts {
+		if alerts[i].State == detect.Firing {
+			firing++
+		} else {
+			pending++
+		}
+	}
+	c.gauges.Store(&gaugeValues{
+		edges: int64(st.Edges), services: int64(st.Services), pending: pending, firing: firing,
+		overflow: int64(st.EdgesOverflow), expired: int64(st.EdgesExpired),
+		joinDropped: int64(xs.JoinDropped), joinExpired: int64(xs.Expired),
+	})
+	if status != nil {
+		flaggedEdges, flaggedServices := c.eng.Flagged()
+		status.PublishRedFlags(&Snapshot{
+			At: now, Edges: edgeViews, Services: svcViews, Alerts: alerts,
+			FlaggedEdges: flaggedEdges, FlaggedServices: flaggedServices,
+		})
+	}
+	c.tel.EvaluationDuration.Record(ctx, time.Since(t0).Seconds())
+	if ev.md == (pmetric.Metrics{}) && ev.ld == (plog.Logs{}) {
+		return
+	}
+	select {
+	case c.emits <- ev:
+	default:
+		c.tel.EmitsDropped.Add(ctx, 1)
+	}
+}
+
+// emitter delivers outputs; every consumer after the first gets its own copy.
+func (c *core) emitter() {
+	defer c.done.Done()
+	for ev := range c.emits {
+		c.mu.Lock()
+		mouts, louts := c.metricsOut, c.logsOut
+		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.EvaluationInterval)
+		if ev.md != (pmetric.Metrics{}) {
+			for i, m := range mouts {
+				md := ev.md
+				if i > 0 {
+					md = pmetric.NewMetrics()
+					ev.md.CopyTo(md)
+				}
+				if err := m.ConsumeMetrics(ctx, md); err != nil {
+					c.logger.Warn("cannot deliver red-flag metrics", zap.Error(err))
+				}
+			}
+		}
+		if ev.ld != (plog.Logs{}) {
+			for i, l := range louts {
+				ld := ev.ld
+				if i > 0 {
+					ld = plog.NewLogs()
+					ev.ld.CopyTo(ld)
+				}
+				if err := l.ConsumeLogs(ctx, ld); err != nil {
+					c.logger.Warn("cannot deliver red-flag alert events", zap.Error(err))
+				}
+			}
+		}
+		cancel()
+	}
+}

@@ -1,0 +1,253 @@
+package redflagconnector
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/connector/connectortest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
+	"github.com/vigilhq/vigil/internal/alertevent"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
+}
+
+func defaultSLO(objective float64) detect.SLOConfig {
+	return detect.SLOConfig{Service: "checkout", Name: "availability", Objective: objective}
+}
+
+func newTestCore(t testing.TB, cfg *Config) *core {
+	c, err := newCore(connectortest.NewNopSettings(metadata.Type), cfg, func() {})
+	require.NoError(t, err)
+	return c
+}
+
+// cascadeTraces: checkout's calls to payments fail (503) and checkout's own
+// requests fail with them; frontend's calls to checkout fail in turn.
+func cascadeTraces(n int, fail bool) ptrace.Traces {
+	td := ptrace.NewTraces()
+	now := time.Now()
+	add := func(svc string) ptrace.SpanSlice {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		return rs.ScopeSpans().AppendEmpty().Spans()
+	}
+	checkout, frontend := add("checkout"), add("frontend")
+	for i := 0; i < n; i++ {
+		failed := fail && i%2 == 0
+		id := func(b byte) pcommon.SpanID { return pcommon.SpanID{b, byte(i), byte(i >> 8), 1} }
+		span := func(ss ptrace.SpanSlice, kind ptrace.SpanKind, self, parent byte, attrs map[string]any) {
+			sp := ss.AppendEmpty()
+			sp.SetKind(kind)
+			sp.SetTraceID(pcommon.TraceID{byte(i), byte(i >> 8), 9})
+			sp.SetSpanID(id(self))
+			if parent != 0 {
+				sp.SetParentSpanID(id(parent))
+			}
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(15 * time.Millisecond)))
+			if failed {
+				sp.Status().SetCode(ptrace.StatusCodeError)
+			}
+			_ = sp.Attributes().FromRaw(attrs)
+		}
+		code := 200
+		if failed {
+			code = 503
+		}
+		span(frontend, ptrace.SpanKindServer, 1, 0, nil)
+		span(frontend, ptrace.SpanKindClient, 2, 1, map[string]any{"server.address": "checkout", "http.response.status_code": code})
+		span(checkout, ptrace.SpanKindServer, 3, 2, nil)
+		span(checkout, ptrace.SpanKindClient, 4, 3, map[string]any{"server.address": "payments", "http.response.status_code": code})
+	}
+	return td
+}
+
+func fastConfig() *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.EvaluationInterval = time.Second
+	cfg.ErrorSpike.For = 0
+	cfg.ErrorSpike.MinCalls = 20
+	cfg.Cascade.For = 0
+	cfg.JoinSampleRatio = 1
+	return cfg
+}
+
+func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
+	ctx := context.Background()
+	f := NewFactory()
+	cfg := fastConfig()
+	set := connectortest.NewNopSettings(metadata.Type)
+	msink, lsink := new(consumertest.MetricsSink), new(consumertest.LogsSink)
+	tm, err := f.CreateTracesToMetrics(ctx, set, cfg, msink)
+	require.NoError(t, err)
+	tl, err := f.CreateTracesToLogs(ctx, set, cfg, lsink)
+	require.NoError(t, err)
+	host := componenttest.NewNopHost()
+	require.NoError(t, tm.Start(ctx, host))
+	require.NoError(t, tl.Start(ctx, host))
+
+	// The collector fans the same data out to both instances.
+	for _, td := range []ptrace.Traces{cascadeTraces(100, true)} {
+		require.NoError(t, tm.ConsumeTraces(ctx, td))
+		require.NoError(t, tl.ConsumeTraces(ctx, td))
+	}
+
+	var events []alertevent.Event
+	require.Eventually(t, func() bool {
+		events = events[:0]
+		for _, ld := range lsink.AllLogs() {
+			for _, rl := range ld.ResourceLogs().All() {
+				for _, sl := range rl.ScopeLogs().All() {
+					for _, lr := range sl.LogRecords().All() {
+						ev, err := alertevent.FromRecord(lr)
+						require.NoError(t, err)
+						events = append(events, ev)
+					}
+				}
+			}
+		}
+		for _, ev := range events {
+			if ev.Name() == "CascadingFailure" && ev.State == alertevent.StateFiring {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond)
+
+	var cascade alertevent.Event
+	for _, ev := range events {
+		if ev.Name() == "CascadingFailure" && ev.State == alertevent.StateFiring {
+			cascade = ev
+		}
+	}
+	assert.Equal(t, "payments", cascade.Labels["origin_service"])
+	assert.Equal(t, detect.CascadeID("payments"), cascade.Labels["cascade_id"])
+	assert.Equal(t, "critical", cascade.Labels["severity"])
+	assert.Equal(t, "checkout,frontend", cascade.Annotations["affected_services"])
+	assert.False(t, cascade.TraceID.IsEmpty(), "an example trace")
+	assert.Equal(t, time.Second, cascade.EvalInterval)
+
+	// The metrics output: ALERTS as Prometheus writes it, and edge calls
+	// counted once although two instances received the spans.
+	require.Eventually(t, func() bool {
+		return findPoint(msink.AllMetrics(), "ALERTS", map[string]string{"alertname": "CascadingFailure", "alertstate": "firing", "origin_service": "payments"}) != nil
+	}, 5*time.Second, 50*time.Millisecond)
+	all := msink.AllMetrics()
+	last := all[len(all)-1]
+	calls := findPoint([]pmetric.Metrics{last}, "vigil.edge.calls", map[string]string{"service": "checkout", "callee": "payments"})
+	require.NotNil(t, calls)
+	assert.Equal(t, 100.0, calls.DoubleValue())
+	errs := findPoint([]pmetric.Metrics{last}, "vigil.edge.errors", map[string]string{"service": "checkout", "callee": "payments", "class": "overload"})
+	require.NotNil(t, errs)
+	assert.Equal(t, 50.0, errs.DoubleValue())
+	forState := findPoint([]pmetric.Metrics{last}, "ALERTS_FOR_STATE", map[string]string{"alertname": "CascadingFailure"})
+	require.NotNil(t, forState)
+	assert.InDelta(t, float64(cascade.ActiveAt.Unix()), forState.DoubleValue(), 0)
+
+	require.NoError(t, tm.Shutdown(ctx))
+	require.NoError(t, tl.Shutdown(ctx))
+	require.NoError(t, tl.Shutdown(ctx), "shutdown is idempotent")
+}
+
+func TestConnectorHealthyTrafficRaisesNothing(t *testing.T) {
+	ctx := context.Background()
+	cfg := fastConfig()
+	lsink := new(consumertest.LogsSink)
+	tl, err := NewFactory().CreateTracesToLogs(ctx, connectortest.NewNopSettings(metadata.Type), cfg, lsink)
+	require.NoError(t, err)
+	require.NoError(t, tl.Start(ctx, componenttest.NewNopHost()))
+	for range 3 {
+		require.NoError(t, tl.ConsumeTraces(ctx, cascadeTraces(200, false)))
+		time.Sleep(time.Second)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	require.NoError(t, tl.Shutdown(ctx))
+	assert.Zero(t, lsink.LogRecordCount())
+}
+
+func TestShutdownWithoutStart(t *testing.T) {
+	tl, err := NewFactory().CreateTracesToLogs(context.Background(), connectortest.NewNopSettings(metadata.Type), fastConfig(), new(consumertest.LogsSink))
+	require.NoError(t, err)
+	require.NoError(t, tl.Shutdown(context.Background()))
+}
+
+// ALERTS series end when an alert changes state or resolves: a point with the
+// no-recorded-value flag, which Prometheus sees as staleness.
+func TestAlertSeriesEnd(t *testing.T) {
+	c := newTestCore(t, fastConfig())
+	now := time.Now()
+	a := detect.Alert{Labels: map[string]string{"alertname": "X", "severity": "warning", "service": "s"}, State: detect.Pending, ActiveAt: now}
+	md := c.buildMetrics(now, []detect.Alert{a}, nil, nil)
+	p := findPoint([]pmetric.Metrics{md}, "ALERTS", map[string]string{"alertname": "X", "alertstate": "pending"})
+	require.NotNil(t, p)
+	assert.False(t, p.Flags().NoRecordedValue())
+
+	a.State = detect.Firing
+	md = c.buildMetrics(now.Add(10*time.Second), []detect.Alert{a}, nil, nil)
+	ended := findPoint([]pmetric.Metrics{md}, "ALERTS", map[string]string{"alertstate": "pending"})
+	require.NotNil(t, ended)
+	assert.True(t, ended.Flags().NoRecordedValue(), "the pending series ends")
+	firing := findPoint([]pmetric.Metrics{md}, "ALERTS", map[string]string{"alertstate": "firing"})
+	require.NotNil(t, firing)
+	assert.Equal(t, 1.0, firing.DoubleValue())
+
+	md = c.buildMetrics(now.Add(20*time.Second), nil, nil, nil)
+	ended = findPoint([]pmetric.Metrics{md}, "ALERTS", map[string]string{"alertstate": "firing"})
+	require.NotNil(t, ended)
+	assert.True(t, ended.Flags().NoRecordedValue())
+	endedFor := findPoint([]pmetric.Metrics{md}, "ALERTS_FOR_STATE", map[string]string{"alertname": "X"})
+	require.NotNil(t, endedFor)
+	assert.True(t, endedFor.Flags().NoRecordedValue())
+
+	md = c.buildMetrics(now.Add(30*time.Second), nil, nil, nil)
+	assert.Nil(t, findPoint([]pmetric.Metrics{md}, "ALERTS", nil), "ended once, not forever")
+}
+
+func findPoint(mds []pmetric.Metrics, name string, labels map[string]string) *pmetric.NumberDataPoint {
+	var found *pmetric.NumberDataPoint
+	for _, md := range mds {
+		for _, rm := range md.ResourceMetrics().All() {
+			for _, sm := range rm.ScopeMetrics().All() {
+				for _, m := range sm.Metrics().All() {
+					if m.Name() != name {
+						continue
+					}
+					var dps pmetric.NumberDataPointSlice
+					switch m.Type() {
+					case pmetric.MetricTypeGauge:
+						dps = m.Gauge().DataPoints()
+					case pmetric.MetricTypeSum:
+						dps = m.Sum().DataPoints()
+					default:
+						continue
+					}
+				next:
+					for _, dp := range dps.All() {
+						for k, v := range labels {
+							got, ok := dp.Attributes().Get(k)
+							if !ok || got.Str() != v {
+								continue next
+							}
+						}
+						dp := dp
+						found = &dp
+					}
+				}
+			}
+		}
+	}
+	return found
+}

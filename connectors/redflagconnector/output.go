@@ -1,0 +1,259 @@
+package redflagconnector
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
+	"github.com/vigilhq/vigil/internal/alertevent"
+)
+
+// seriesRef is an ALERTS or ALERTS_FOR_STATE series emitted at an evaluation.
+type seriesRef struct {
+	metric string
+	labels map[string]string
+}
+
+// exportBounds are the duration histogram's bucket bounds in seconds: powers
+// of two milliseconds, each the upper bound of an even internal bin.
+var exportBounds = func() []float64 {
+	b := make([]float64, 0, 15)
+	for k := 0; k <= 14; k++ {
+		b = append(b, float64(uint(1)<<k)/1000)
+	}
+	return b
+}()
+
+// exportBucket maps internal bin i to its export bucket.
+func exportBucket(i int) int {
+	if i >= detect.NumBins-1 {
+		return len(exportBounds)
+	}
+	return max(0, (i-1)/2)
+}
+
+func (c *core) newResourceMetrics(md pmetric.Metrics) pmetric.MetricSlice {
+	rm := md.ResourceMetrics().AppendEmpty()
+	for k, v := range c.resource {
+		rm.Resource().Attributes().PutStr(k, v)
+	}
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(metadata.ScopeName)
+	return sm.Metrics()
+}
+
+// buildMetrics writes the alerts exactly as Prometheus writes them,
+// ALERTS{alertname, alertstate, labels...} = 1 and ALERTS_FOR_STATE{alertname,
+// labels...} = the Unix time the alert became active, and ends the series of
+// alerts that changed state or resolved with a no-recorded-value point (which
+// the prometheus exporter drops at once and remote write turns into a
+// staleness marker). Then the per-edge and per-service RED metrics.
+func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []detect.EdgeView, svcs []detect.ServiceView) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	ms := c.newResourceMetrics(md)
+	ts := pcommon.NewTimestampFromTime(now)
+
+	alertsG := ms.AppendEmpty()
+	alertsG.SetName("ALERTS")
+	alertsG.SetDescription("Active red-flag alerts, as Prometheus's ALERTS series.")
+	ag := alertsG.SetEmptyGauge().DataPoints()
+	forG := ms.AppendEmpty()
+	forG.SetName("ALERTS_FOR_STATE")
+	forG.SetDescription("When each active red-flag alert became active (Unix seconds), as Prometheus's ALERTS_FOR_STATE.")
+	fg := forG.SetEmptyGauge().DataPoints()
+
+	cur := make(map[string]seriesRef, 2*len(alerts))
+	for i := range alerts {
+		a := &alerts[i]
+		withState := maps.Clone(a.Labels)
+		withState["alertstate"] = string(a.State)
+		dp := ag.AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetDoubleValue(1)
+		putLabels(dp.Attributes(), withState)
+		cur["ALERTS\x00"+labelKey(withState)] = seriesRef{"ALERTS", withState}
+
+		dp = fg.AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetDoubleValue(float64(a.ActiveAt.Unix()))
+		putLabels(dp.Attributes(), a.Labels)
+		cur["ALERTS_FOR_STATE\x00"+labelKey(a.Labels)] = seriesRef{"ALERTS_FOR_STATE", a.Labels}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.prevSeries)) {
+		if _, still := cur[k]; still {
+			continue
+		}
+		ref := c.prevSeries[k]
+		dps := ag
+		if ref.metric == "ALERTS_FOR_STATE" {
+			dps = fg
+		}
+		dp := dps.AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+		putLabels(dp.Attributes(), ref.labels)
+	}
+	c.prevSeries = cur
+
+	if !c.cfg.EdgeMetrics {
+		return md
+	}
+	calls := newSum(ms, "vigil.edge.calls", "Calls from service to callee (client spans), all of them, before sampling.", "{call}")
+	errs := newSum(ms, "vigil.edge.errors", "Failed calls from service to callee, by failure class.", "{call}")
+	client := newSum(ms, "vigil.edge.client_errors", "Calls from service to callee rejected as the caller's fault (HTTP 4xx, gRPC client codes).", "{call}")
+	retries := newSum(ms, "vigil.edge.retries", "Calls from service to callee that were retries.", "{call}")
+	durM := ms.AppendEmpty()
+	durM.SetName("vigil.edge.duration")
+	durM.SetDescription("Duration of calls from service to callee.")
+	durM.SetUnit("s")
+	hist := durM.SetEmptyHistogram()
+	hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	tmoM := ms.AppendEmpty()
+	tmoM.SetName("vigil.edge.timeout")
+	tmoM.SetDescription("The timeout of calls from service to callee, learned from calls that timed out.")
+	tmoM.SetUnit("s")
+	tmo := tmoM.SetEmptyGauge().DataPoints()
+	for i := range edgeViews {
+		e := &edgeViews[i]
+		start := pcommon.NewTimestampFromTime(e.Since)
+		set := func(dp pmetric.NumberDataPoint, v uint32) {
+			dp.SetStartTimestamp(start)
+			dp.SetTimestamp(ts)
+			dp.SetDoubleValue(float64(v))
+			dp.Attributes().PutStr("service", e.Caller)
+			dp.Attributes().PutStr("callee", e.Callee)
+		}
+		set(calls.AppendEmpty(), e.Total.Calls)
+		for cl := detect.Class(0); cl < detect.NumClasses; cl++ {
+			if n := e.Total.Class[cl]; n > 0 {
+				dp := errs.AppendEmpty()
+				set(dp, n)
+				dp.Attributes().PutStr("class", cl.String())
+			}
+		}
+		if e.Total.Client4xx > 0 {
+			set(client.AppendEmpty(), e.Total.Client4xx)
+		}
+		set(retries.AppendEmpty(), e.Total.Retries)
+		hp := hist.DataPoints().AppendEmpty()
+		hp.SetStartTimestamp(start)
+		hp.SetTimestamp(ts)
+		hp.Attributes().PutStr("service", e.Caller)
+		hp.Attributes().PutStr("callee", e.Callee)
+		hp.ExplicitBounds().FromRaw(exportBounds)
+		counts := make([]uint64, len(exportBounds)+1)
+		for b, n := range e.Total.Hist {
+			counts[exportBucket(b)] += uint64(n)
+		}
+		hp.BucketCounts().FromRaw(counts)
+		hp.SetCount(uint64(e.Total.Calls))
+		hp.SetSum(e.Total.DurMsSum / 1000)
+		if e.TimeoutMs > 0 {
+			dp := tmo.AppendEmpty()
+			dp.SetTimestamp(ts)
+			dp.SetDoubleValue(e.TimeoutMs / 1000)
+			dp.Attributes().PutStr("service", e.Caller)
+			dp.Attributes().PutStr("callee", e.Callee)
+		}
+	}
+	reqs := newSum(ms, "vigil.service.requests", "Inbound requests of a service (server spans), all of them, before sampling.", "{request}")
+	serrs := newSum(ms, "vigil.service.errors", "Failed inbound requests of a service.", "{request}")
+	for i := range svcs {
+		s := &svcs[i]
+		for _, p := range []struct {
+			dps pmetric.NumberDataPointSlice
+			v   uint32
+		}{{reqs, s.Total.Calls}, {serrs, s.Total.Errors}} {
+			dp := p.dps.AppendEmpty()
+			dp.SetStartTimestamp(pcommon.NewTimestampFromTime(s.Since))
+			dp.SetTimestamp(ts)
+			dp.SetDoubleValue(float64(p.v))
+			dp.Attributes().PutStr("service", s.Name)
+		}
+	}
+	return md
+}
+
+func newSum(ms pmetric.MetricSlice, name, desc, unit string) pmetric.NumberDataPointSlice {
+	m := ms.AppendEmpty()
+	m.SetName(name)
+	m.SetDescription(desc)
+	m.SetUnit(unit)
+	s := m.SetEmptySum()
+	s.SetIsMonotonic(true)
+	s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	return s.DataPoints()
+}
+
+func putLabels(m pcommon.Map, labels map[string]string) {
+	m.EnsureCapacity(len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		m.PutStr(k, labels[k])
+	}
+}
+
+func labelKey(labels map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(labels[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// buildEvents writes one alert event (internal/alertevent) per transition.
+func (c *core) buildEvents(now time.Time, trs []detect.Transition) plog.Logs {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	for k, v := range c.resource {
+		rl.Resource().Attributes().PutStr(k, v)
+	}
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	for i := range trs {
+		a := &trs[i].Alert
+		ev := alertevent.Event{
+			State:        alertevent.State(a.State),
+			Labels:       a.Labels,
+			Annotations:  a.Annotations,
+			ActiveAt:     a.ActiveAt,
+			FiredAt:      a.FiredAt,
+			ResolvedAt:   a.ResolvedAt,
+			EvalInterval: c.cfg.EvaluationInterval,
+			TraceID:      pcommon.TraceID(a.TraceID),
+		}
+		ev.AppendTo(sl, now)
+	}
+	return ld
+}
+
+func formatAlert(a *detect.Alert) string {
+	var b strings.Builder
+	b.WriteString(a.Name())
+	b.WriteByte('{')
+	first := true
+	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
+		if k == "alertname" {
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.WriteString(k)
+		b.WriteString(`="`)
+		b.WriteString(a.Labels[k])
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}

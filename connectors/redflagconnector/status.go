@@ -1,0 +1,41 @@
+package redflagconnector
+
+import (
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
+)
+
+// Snapshot is the connector's live state after an evaluation, published to
+// the status extension for the status page and alert-driven sampling. It is
+// immutable once published.
+type Snapshot struct {
+	At       time.Time
+	Edges    []detect.EdgeView
+	Services []detect.ServiceView
+	Alerts   []detect.Alert
+	// FlaggedEdges are [caller, callee] pairs covered by active alerts;
+	// FlaggedServices are origins and affected services of active alerts.
+	FlaggedEdges    [][2]string
+	FlaggedServices []string
+}
+
+// statusSink is what the status extension implements to receive snapshots.
+type statusSink interface {
+	PublishRedFlags(*Snapshot)
+}
+
+func findStatusSink(host component.Host, id component.ID) (statusSink, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("status: extension %q is not configured (add it under extensions and service.extensions)", id)
+	}
+	s, ok := ext.(statusSink)
+	if !ok {
+		return nil, fmt.Errorf("status: extension %q cannot receive red-flag state (use a vigil_status extension)", id)
+	}
+	return s, nil
+}
