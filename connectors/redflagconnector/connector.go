@@ -151,7 +151,9 @@ func (in *input) Shutdown(context.Context) error {
 	return nil
 }
 
-func (in *input) Capabilities() consumer.Capabilities { return consumer.Capabilities{MutatesData: false} }
+func (in *input) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
 
 type tracesIn struct{ *input }
 
