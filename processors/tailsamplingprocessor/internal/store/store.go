@@ -1,0 +1,274 @@
+// Package store is the tail sampler's table of traces waiting for a decision:
+// a pointer-free index by trace ID, a compact per-trace summary that policies
+// decide from, span data in an off-heap arena, and a time wheel that says
+// which traces are due. Not safe for concurrent use; the processor locks.
+package store
+
+import (
+	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/buffer"
+)
+
+// Status bits of Summary.Status: which span status codes the trace has.
+const (
+	StatusUnset uint8 = 1 << iota
+	StatusOK
+	StatusError
+)
+
+// Summary is what the policies know of a trace, kept up to date as spans
+// arrive so no policy re-walks the spans. It holds no pointers.
+type Summary struct {
+	SpanCount uint32
+	// Bytes is the size of the trace's spans as the upstream processor counts
+	// it (the OTLP protobuf size of the spans); BufferedBytes what the arena holds.
+	Bytes         uint64
+	BufferedBytes uint64
+	MinStart      uint64 // earliest span start, Unix ns (0: none yet)
+	MaxEnd        uint64 // latest span end, Unix ns
+	// Matched has bit i set when some span satisfies predicate i; Unmatched
+	// when some span does not.
+	Matched, Unmatched uint64
+	Status             uint8
+	Root               bool
+	FirstSeen          int64 // Unix ns of the first span's arrival
+}
+
+// Merge adds another part of the same trace.
+func (s *Summary) Merge(o *Summary) {
+	s.SpanCount += o.SpanCount
+	s.Bytes += o.Bytes
+	s.BufferedBytes += o.BufferedBytes
+	if o.MinStart != 0 && (s.MinStart == 0 || o.MinStart < s.MinStart) {
+		s.MinStart = o.MinStart
+	}
+	if o.MaxEnd > s.MaxEnd {
+		s.MaxEnd = o.MaxEnd
+	}
+	s.Matched |= o.Matched
+	s.Unmatched |= o.Unmatched
+	s.Status |= o.Status
+	s.Root = s.Root || o.Root
+	if s.FirstSeen == 0 {
+		s.FirstSeen = o.FirstSeen
+	}
+}
+
+type entry struct {
+	id          [16]byte
+	sum         Summary
+	first, last buffer.Ref
+	decideTick  int64
+	gen         uint32
+	live        bool
+}
+
+type wref struct{ idx, gen uint32 }
+
+// Store holds the traces waiting for a decision.
+type Store struct {
+	arena   *buffer.Arena
+	index   map[[16]byte]uint32
+	entries []entry
+	free    []uint32
+	wheel   [][]wref
+	done    int64 // last tick whose slot was processed
+	started bool
+}
+
+// New returns a store over arena with a wheel long enough for decisions up to
+// horizon ticks ahead.
+func New(arena *buffer.Arena, horizon int, expected int) *Store {
+	return &Store{
+		arena: arena,
+		index: make(map[[16]byte]uint32, expected),
+		wheel: make([][]wref, horizon+2),
+	}
+}
+
+// Len is the number of traces waiting.
+func (s *Store) Len() int { return len(s.index) }
+
+// Arena returns the store's arena.
+func (s *Store) Arena() *buffer.Arena { return s.arena }
+
+// Lookup returns the index of a waiting trace.
+func (s *Store) Lookup(id [16]byte) (uint32, bool) {
+	i, ok := s.index[id]
+	return i, ok
+}
+
+// Create adds a trace due at decideTick (clamped into the wheel's horizon).
+func (s *Store) Create(id [16]byte, nowTick, decideTick int64) uint32 {
+	if !s.started {
+		s.done, s.started = nowTick-1, true
+	}
+	decideTick = s.clamp(nowTick, decideTick)
+	var i uint32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		s.entries = append(s.entries, entry{})
+		i = uint32(len(s.entries) - 1)
+	}
+	e := &s.entries[i]
+	gen := e.gen + 1
+	*e = entry{id: id, decideTick: decideTick, gen: gen, live: true}
+	s.index[id] = i
+	s.schedule(i)
+	return i
+}
+
+func (s *Store) clamp(nowTick, t int64) int64 {
+	if t <= s.done {
+		t = s.done + 1
+	}
+	if max := nowTick + int64(len(s.wheel)) - 2; t > max {
+		t = max
+	}
+	return t
+}
+
+func (s *Store) schedule(i uint32) {
+	e := &s.entries[i]
+	slot := e.decideTick % int64(len(s.wheel))
+	s.wheel[slot] = append(s.wheel[slot], wref{i, e.gen})
+}
+
+// Reschedule moves a trace's decision earlier (never later).
+func (s *Store) Reschedule(i uint32, nowTick, tick int64) {
+	e := &s.entries[i]
+	tick = s.clamp(nowTick, tick)
+	if tick >= e.decideTick {
+		return
+	}
+	e.decideTick = tick
+	s.schedule(i)
+}
+
+// Summary returns the trace's summary for update.
+func (s *Store) Summary(i uint32) *Summary { return &s.entries[i].sum }
+
+// ID returns the trace ID of entry i.
+func (s *Store) ID(i uint32) [16]byte { return s.entries[i].id }
+
+// Append stores a segment of trace i. It returns false, storing nothing, when
+// the arena has no room for it.
+func (s *Store) Append(i uint32, seg []byte) bool {
+	e := &s.entries[i]
+	ref, ok := s.arena.Append(seg, e.last)
+	if !ok {
+		return false
+	}
+	if e.first == 0 {
+		e.first = ref
+	}
+	e.last = ref
+	e.sum.BufferedBytes += uint64(len(seg))
+	return true
+}
+
+// Due appends the traces due at or before tick to dst, oldest tick first, and
+// advances the wheel.
+func (s *Store) Due(tick int64, dst []uint32) []uint32 {
+	if !s.started {
+		return dst
+	}
+	for t := s.done + 1; t <= tick; t++ {
+		slot := t % int64(len(s.wheel))
+		refs := s.wheel[slot]
+		kept := refs[:0]
+		for _, r := range refs {
+			e := &s.entries[r.idx]
+			if !e.live || e.gen != r.gen {
+				continue
+			}
+			if e.decideTick == t {
+				dst = append(dst, r.idx)
+			} else if e.decideTick > t {
+				kept = append(kept, r) // a later turn of the wheel
+			}
+		}
+		clear(refs[len(kept):])
+		s.wheel[slot] = kept
+		s.done = t
+	}
+	return dst
+}
+
+// Oldest returns a waiting trace due soonest, for early decisions when memory
+// is short. Dead references it passes are dropped from the wheel, so calling
+// it repeatedly while deciding stays cheap.
+func (s *Store) Oldest() (uint32, bool) {
+	if !s.started || len(s.index) == 0 {
+		return 0, false
+	}
+	n := int64(len(s.wheel))
+	for t := s.done + 1; t <= s.done+n; t++ {
+		slot := t % n
+		refs := s.wheel[slot]
+		k := 0
+		for k < len(refs) {
+			r := refs[k]
+			e := &s.entries[r.idx]
+			if e.live && e.gen == r.gen && e.decideTick == t {
+				break
+			}
+			k++
+		}
+		if k > 0 {
+			rest := copy(refs, refs[k:])
+			clear(refs[rest:])
+			refs = refs[:rest]
+			s.wheel[slot] = refs
+		}
+		if len(refs) > 0 {
+			return refs[0].idx, true
+		}
+	}
+	return 0, false
+}
+
+// Segments calls fn for each stored segment of trace i, in arrival order.
+func (s *Store) Segments(i uint32, fn func(seg []byte) error) error {
+	for r := s.entries[i].first; r != 0; {
+		seg, next, err := s.arena.Segment(r)
+		if err != nil {
+			return err
+		}
+		if err := fn(seg); err != nil {
+			return err
+		}
+		r = next
+	}
+	return nil
+}
+
+// Release forgets trace i and frees its segments.
+func (s *Store) Release(i uint32) {
+	e := &s.entries[i]
+	if !e.live {
+		return
+	}
+	for r := e.first; r != 0; {
+		_, next, err := s.arena.Segment(r)
+		s.arena.Free(r)
+		if err != nil {
+			break
+		}
+		r = next
+	}
+	delete(s.index, e.id)
+	e.live = false
+	e.gen++
+	e.first, e.last = 0, 0
+	s.free = append(s.free, i)
+}
+
+// Each calls fn for every waiting trace with its remaining ticks.
+func (s *Store) Each(nowTick int64, fn func(i uint32, id [16]byte, sum *Summary, remaining int64)) {
+	for _, i := range s.index {
+		e := &s.entries[i]
+		fn(i, e.id, &e.sum, e.decideTick-nowTick)
+	}
+}

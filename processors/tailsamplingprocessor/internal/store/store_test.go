@@ -1,0 +1,79 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/buffer"
+)
+
+func tid(i int) [16]byte { return [16]byte{byte(i), byte(i >> 8), 1} }
+
+func TestWheelDueInOrderAndReschedule(t *testing.T) {
+	a := buffer.NewArena(1<<20, 64<<10)
+	defer a.Close()
+	s := New(a, 10, 16)
+	now := int64(100)
+	i1 := s.Create(tid(1), now, now+5)
+	i2 := s.Create(tid(2), now, now+3)
+	i3 := s.Create(tid(3), now, now+50) // beyond the horizon: clamped to it
+	require.True(t, s.Append(i1, []byte("seg-a")))
+	require.True(t, s.Append(i1, []byte("seg-b")))
+	require.Equal(t, 3, s.Len())
+
+	require.Empty(t, s.Due(now+2, nil))
+	require.Equal(t, []uint32{i2}, s.Due(now+3, nil))
+	s.Release(i2)
+	// A root arrives: trace 1 is due earlier.
+	s.Reschedule(i1, now+3, now+4)
+	require.Equal(t, []uint32{i1}, s.Due(now+4, nil))
+	var segs []string
+	require.NoError(t, s.Segments(i1, func(b []byte) error { segs = append(segs, string(b)); return nil }))
+	require.Equal(t, []string{"seg-a", "seg-b"}, segs)
+	s.Release(i1)
+	require.Empty(t, s.Due(now+5, nil), "the stale wheel entry of the rescheduled trace is skipped")
+	require.Equal(t, []uint32{i3}, s.Due(now+10, nil))
+	require.Zero(t, a.LiveBytes()+int64(len(s.Due(now+100, nil))))
+}
+
+func TestOldestAndSlotReuse(t *testing.T) {
+	a := buffer.NewArena(1<<20, 64<<10)
+	defer a.Close()
+	s := New(a, 10, 16)
+	for i := 0; i < 5; i++ {
+		s.Create(tid(i), int64(i), int64(i)+5)
+	}
+	for want := 0; want < 5; want++ {
+		i, ok := s.Oldest()
+		require.True(t, ok)
+		require.Equal(t, tid(want), s.ID(i))
+		s.Release(i)
+	}
+	_, ok := s.Oldest()
+	require.False(t, ok)
+	// Freed slots are reused; lookups see only live traces.
+	i := s.Create(tid(9), 6, 11)
+	require.Less(t, int(i), 5)
+	_, ok = s.Lookup(tid(0))
+	require.False(t, ok)
+	j, ok := s.Lookup(tid(9))
+	require.True(t, ok)
+	require.Equal(t, i, j)
+}
+
+func TestAppendFailsWhenArenaFull(t *testing.T) {
+	a := buffer.NewArena(128<<10, 64<<10)
+	defer a.Close()
+	s := New(a, 10, 16)
+	i := s.Create(tid(1), 0, 5)
+	seg := make([]byte, 30<<10)
+	n := 0
+	for s.Append(i, seg) {
+		n++
+	}
+	require.Equal(t, 4, n, "two 64 KiB chunks hold four 30 KiB segments")
+	require.Equal(t, uint64(4*len(seg)), s.Summary(i).BufferedBytes)
+	s.Release(i)
+	require.True(t, s.Append(s.Create(tid(2), 0, 5), seg), "releasing frees the arena")
+}
