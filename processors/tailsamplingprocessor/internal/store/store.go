@@ -21,22 +21,26 @@ type Summary struct {
 	SpanCount uint32
 	// Bytes is the size of the trace's spans as the upstream processor counts
 	// it (the OTLP protobuf size of the spans); BufferedBytes what the arena holds.
-	Bytes         uint64
+	Bytes uint64
+	// TracesBytes is the size of a TracesData message holding the trace's
+	// batches (what bytes_limiting spends).
+	TracesBytes   uint64
 	BufferedBytes uint64
 	MinStart      uint64 // earliest span start, Unix ns (0: none yet)
 	MaxEnd        uint64 // latest span end, Unix ns
-	// Matched has bit i set when some span satisfies predicate i; Unmatched
-	// when some span does not.
-	Matched, Unmatched uint64
-	Status             uint8
-	Root               bool
-	FirstSeen          int64 // Unix ns of the first span's arrival
+	// Matched has bit i set when some span (or resource) satisfies predicate
+	// i; Errored when evaluating an OTTL predicate failed first.
+	Matched, Errored uint64
+	Status           uint8
+	Root             bool
+	FirstSeen        int64 // Unix ns of the first span's arrival
 }
 
 // Merge adds another part of the same trace.
 func (s *Summary) Merge(o *Summary) {
 	s.SpanCount += o.SpanCount
 	s.Bytes += o.Bytes
+	s.TracesBytes += o.TracesBytes
 	s.BufferedBytes += o.BufferedBytes
 	if o.MinStart != 0 && (s.MinStart == 0 || o.MinStart < s.MinStart) {
 		s.MinStart = o.MinStart
@@ -45,7 +49,7 @@ func (s *Summary) Merge(o *Summary) {
 		s.MaxEnd = o.MaxEnd
 	}
 	s.Matched |= o.Matched
-	s.Unmatched |= o.Unmatched
+	s.Errored |= o.Errored
 	s.Status |= o.Status
 	s.Root = s.Root || o.Root
 	if s.FirstSeen == 0 {
