@@ -267,7 +267,7 @@ func DefaultTopology() Topology {
 				Instances: 2, Workers: 64, Queue: 128, CPU: 0.5,
 				MemoryLimit: 512 * mb, MemoryBase: 200 * mb, MemoryPerRequest: 1 * mb,
 				ErrorRate: 0.0002,
-				Ops: []Operation{{Name: "Query", CPU: 15 * ms}},
+				Ops:       []Operation{{Name: "Query", CPU: 15 * ms}},
 			},
 			{
 				Name: "recommendation", Version: "1.4.0", Protocol: HTTP, Semconv: Stable, Language: "python",
@@ -283,14 +283,14 @@ func DefaultTopology() Topology {
 				Instances: 2, Workers: 64, Queue: 128, CPU: 0.25,
 				MemoryLimit: 128 * mb, MemoryBase: 30 * mb, MemoryPerRequest: 64 << 10,
 				ErrorRate: 0.0002,
-				Ops: []Operation{{Name: "GetQuote", CPU: 2 * ms}},
+				Ops:       []Operation{{Name: "GetQuote", CPU: 2 * ms}},
 			},
 			{
 				Name: "currency", Version: "1.1.9", Protocol: GRPC, Semconv: Stable, Language: "go",
 				Instances: 2, Workers: 64, Queue: 128, CPU: 0.25,
 				MemoryLimit: 128 * mb, MemoryBase: 25 * mb, MemoryPerRequest: 32 << 10,
 				ErrorRate: 0.0001,
-				Ops: []Operation{{Name: "Convert", CPU: 500 * time.Microsecond}},
+				Ops:       []Operation{{Name: "Convert", CPU: 500 * time.Microsecond}},
 			},
 		},
 		Externals: []External{
