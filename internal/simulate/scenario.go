@@ -60,6 +60,11 @@ type Fault struct {
 	Kind string
 	// Detail says the fault's size in words ("fails 42% of requests").
 	Detail string
+	// Size is the fault's magnitude: the failing share of requests for
+	// "errors", "unavailable" and "bad-instance"; the slowdown factor for
+	// "latency" and "overload"; seconds until the pool is gone for
+	// "connection-leak".
+	Size float64
 	// Start and End bound the fault. For metastable, TriggerEnd is when the
 	// trigger ended (the overload goes on after it) and End is when operators
 	// mitigated it (the origin was scaled out); for others TriggerEnd == End.
@@ -260,7 +265,7 @@ func errorDependency(b *build, origin string, start, end time.Duration) {
 	share := b.uniform(0.3, 0.7)
 	b.effects = append(b.effects, effect{kind: effSvcFail, at: start, until: end, target: origin, share: share, res: rInternal})
 	exp := append(b.edgeExpect(AlertDependencyErrorSpike, origin), originExpect(AlertCascadingFailure, origin))
-	b.fault(Fault{Origin: origin, Kind: "errors", Detail: fmt.Sprintf("fails %.0f%% of requests (internal error)", 100*share),
+	b.fault(Fault{Origin: origin, Kind: "errors", Size: share, Detail: fmt.Sprintf("fails %.0f%% of requests (internal error)", 100*share),
 		Expect: exp, Tolerate: secondary}, start, end)
 }
 
@@ -269,7 +274,7 @@ func slowDependency(b *build, origin string, start, end time.Duration) {
 	factor := b.uniform(300, 700)
 	b.effects = append(b.effects, effect{kind: effExtSlow, at: start, until: end, target: origin, factor: factor})
 	exp := append(b.edgeExpect(AlertDependencyTimeoutPressure, origin), originExpect(AlertCascadingFailure, origin))
-	b.fault(Fault{Origin: origin, External: true, Kind: "latency", Detail: fmt.Sprintf("queries %.0fx slower (lock contention)", factor),
+	b.fault(Fault{Origin: origin, External: true, Kind: "latency", Size: factor, Detail: fmt.Sprintf("queries %.0fx slower (lock contention)", factor),
 		Expect: exp, Tolerate: secondary}, start, end)
 }
 
@@ -304,7 +309,7 @@ var scenarios = []scenarioDef{
 			exp := b.edgeExpect(AlertRetryStorm, origin)
 			exp = append(exp, b.edgeExpect(AlertDependencyErrorSpike, origin)...)
 			exp = append(exp, originExpect(AlertCascadingFailure, origin))
-			b.fault(Fault{Origin: origin, Kind: "unavailable", Detail: fmt.Sprintf("answers %.0f%% of requests with UNAVAILABLE/503", 100*share),
+			b.fault(Fault{Origin: origin, Kind: "unavailable", Size: share, Detail: fmt.Sprintf("answers %.0f%% of requests with UNAVAILABLE/503", 100*share),
 				Expect: exp, Tolerate: secondary}, start, end)
 		},
 	},
@@ -327,7 +332,7 @@ var scenarios = []scenarioDef{
 				}
 			}
 			start, end := b.cfg.FaultAfter, b.cfg.FaultAfter+b.cfg.FaultDuration
-			trigger := time.Duration(b.uniform(40, 90) * float64(time.Second))
+			trigger := time.Duration(b.uniform(40, 90) * float64(time.Second)).Round(time.Second)
 			if trigger > b.cfg.FaultDuration/2 {
 				trigger = b.cfg.FaultDuration / 2
 			}
@@ -336,7 +341,7 @@ var scenarios = []scenarioDef{
 				effect{kind: effSvcSlow, at: start, until: start + trigger, target: "catalog", factor: factor},
 				effect{kind: effScale, at: end, target: "catalog", factor: 3})
 			exp := append(b.edgeExpect(AlertRetryStorm, "catalog")[:1], originExpect(AlertCascadingFailure, "catalog"))
-			i := b.fault(Fault{Origin: "catalog", Kind: "overload",
+			i := b.fault(Fault{Origin: "catalog", Kind: "overload", Size: factor,
 				Detail: fmt.Sprintf("CPU %.1fx slower for %s, then retry load keeps it overloaded", factor, trigger),
 				Expect: exp, Tolerate: append([]string{AlertIsolatedFailure}, secondary...)}, start, end)
 			b.truth.Faults[i].TriggerEnd = b.at(start + trigger)
@@ -353,7 +358,7 @@ var scenarios = []scenarioDef{
 				{Alertname: AlertSaturation, Labels: map[string]string{"service": "inventory", "resource": "db_connection_pool"}},
 				originExpect(AlertCascadingFailure, "inventory"),
 			}
-			b.fault(Fault{Origin: "inventory", Kind: "connection-leak", Detail: fmt.Sprintf("pool exhausted after ~%.0fs", exhaust),
+			b.fault(Fault{Origin: "inventory", Kind: "connection-leak", Size: exhaust, Detail: fmt.Sprintf("pool exhausted after ~%.0fs", exhaust),
 				Expect: exp, Tolerate: secondary}, start, end)
 		},
 	},
@@ -367,7 +372,7 @@ var scenarios = []scenarioDef{
 			share := b.uniform(0.5, 0.9)
 			start, end := b.cfg.FaultAfter, b.cfg.FaultAfter+b.cfg.FaultDuration
 			b.effects = append(b.effects, effect{kind: effBadInstance, at: start, until: end, target: origin, inst: idx, share: share})
-			i := b.fault(Fault{Origin: origin, Kind: "bad-instance", Detail: fmt.Sprintf("one of %d instances fails %.0f%% of its requests", n, 100*share),
+			i := b.fault(Fault{Origin: origin, Kind: "bad-instance", Size: share, Detail: fmt.Sprintf("one of %d instances fails %.0f%% of its requests", n, 100*share),
 				Expect: b.edgeExpect(AlertDependencyErrorSpike, origin), Tolerate: append([]string{AlertCascadingFailure, AlertIsolatedFailure}, secondary...)}, start, end)
 			b.instFault = append(b.instFault, instRef{fault: i, service: origin, idx: idx})
 		},
@@ -380,7 +385,7 @@ var scenarios = []scenarioDef{
 			start, end := b.cfg.FaultAfter, b.cfg.FaultAfter+b.cfg.FaultDuration
 			b.effects = append(b.effects, effect{kind: effSvcFail, at: start, until: end, target: "recommendation", share: share, res: rInternal})
 			exp := append(b.edgeExpect(AlertDependencyErrorSpike, "recommendation"), originExpect(AlertIsolatedFailure, "recommendation"))
-			b.fault(Fault{Origin: "recommendation", Kind: "errors", Detail: fmt.Sprintf("fails %.0f%% of requests (internal error)", 100*share),
+			b.fault(Fault{Origin: "recommendation", Kind: "errors", Size: share, Detail: fmt.Sprintf("fails %.0f%% of requests (internal error)", 100*share),
 				Expect: exp, Tolerate: []string{AlertErrorLogBurst, AlertErrorBudgetBurn}}, start, end)
 		},
 	},

@@ -207,7 +207,7 @@ func DefaultTopology() Topology {
 				Name: "checkout", Version: "1.9.3", Protocol: HTTP, Semconv: Old, Language: "java",
 				Instances: 2, Workers: 100, Queue: 200, CPU: 1,
 				MemoryLimit: 1024 * mb, MemoryBase: 420 * mb, MemoryPerRequest: 1 * mb,
-				ErrorRate: 0.0002, PeerService: true,
+				ErrorRate: 0.0002, PeerService: true, FQDN: true,
 				Ops: []Operation{
 					{Name: "POST /orders", CPU: 4 * ms, Steps: [][]Call{
 						{grpcRetry("cart", "GetCart", 500*ms, 2)},
@@ -221,7 +221,7 @@ func DefaultTopology() Topology {
 				Name: "payments", Version: "3.2.0", Protocol: HTTP, Semconv: Stable, Language: "go",
 				Instances: 2, Workers: 64, Queue: 100, CPU: 0.5,
 				MemoryLimit: 256 * mb, MemoryBase: 60 * mb, MemoryPerRequest: 128 << 10,
-				ErrorRate: 0.0002, FQDN: true,
+				ErrorRate: 0.0002,
 				Ops: []Operation{
 					{Name: "POST /v1/charges", CPU: 2 * ms, Steps: [][]Call{{
 						{Target: "api.bank.example", Op: "POST /v1/charges", Timeout: 2 * time.Second, Attempts: 2, Backoff: 200 * ms, MaxBackoff: time.Second,
@@ -230,7 +230,7 @@ func DefaultTopology() Topology {
 				},
 			},
 			{
-				Name: "inventory", Version: "5.0.7", Protocol: GRPC, Semconv: Stable, Language: "java",
+				Name: "inventory", Version: "5.0.7", Protocol: GRPC, Semconv: Latest, Language: "java",
 				Instances: 2, Workers: 50, Queue: 100, CPU: 0.5,
 				MemoryLimit: 768 * mb, MemoryBase: 380 * mb, MemoryPerRequest: 512 << 10,
 				ErrorRate: 0.0002,
