@@ -561,6 +561,9 @@ func extHTTPStatus(r result) int64 {
 	case rOverload:
 		return 429
 	case rExtError:
+		if r.code != 0 {
+			return int64(r.code)
+		}
 		return 502
 	}
 	return 500

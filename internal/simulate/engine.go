@@ -61,6 +61,9 @@ func (s *site) retryable(r result) bool {
 		// HTTP clients retry 503 and 429; gRPC retry policies usually only
 		// name UNAVAILABLE.
 		return s.svc == nil || s.svc.spec.Protocol == HTTP
+	case rExtError:
+		// A third-party API's 502, 503, 408 and 429 are worth another try.
+		return s.ext != nil && s.ext.spec.Kind == ExternalHTTP && r.code != 500
 	case rDepTimeout, rDepFailed:
 		// 504 and 502 are retried by HTTP clients; gRPC UNKNOWN and
 		// DEADLINE_EXCEEDED are not.
@@ -1141,6 +1144,10 @@ func (s *Sim) extStart(rf ref, e *external) {
 	if s.rng.Float64() < e.spec.ErrorRate*s.errScale {
 		res.kind = rExtError
 		lat /= 3
+		if e.spec.Kind == ExternalHTTP {
+			// A third-party API fails in assorted ways.
+			res.code = [...]int16{500, 502, 502, 503, 408, 429}[s.rng.IntN(6)]
+		}
 	}
 	s.schedule(event{at: s.now + lat, kind: evExtDone, ref: rf, ext: e, res: res})
 }

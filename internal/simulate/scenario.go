@@ -84,6 +84,15 @@ type Fault struct {
 	Tolerate []string
 }
 
+// ExpectNames returns the distinct alert names of f.Expect, in order.
+func (f Fault) ExpectNames() []string {
+	names := make([]string, 0, len(f.Expect))
+	for _, e := range f.Expect {
+		names = append(names, e.Alertname)
+	}
+	return dedup(names)
+}
+
 // Expectation is one alert a good detector raises.
 type Expectation struct {
 	Alertname string
@@ -147,11 +156,7 @@ func (t Truth) String() string {
 		if f.TriggerEnd.Before(f.End) {
 			fmt.Fprintf(&b, " (trigger %s)", f.TriggerEnd.Sub(f.Start))
 		}
-		names := make([]string, 0, len(f.Expect))
-		for _, e := range f.Expect {
-			names = append(names, e.Alertname)
-		}
-		fmt.Fprintf(&b, ", expect %s", strings.Join(dedup(names), ", "))
+		fmt.Fprintf(&b, ", expect %s", strings.Join(f.ExpectNames(), ", "))
 	}
 	for _, e := range t.Events {
 		fmt.Fprintf(&b, "; %s %s (%s) at %s for %s", e.Kind, e.Target, e.Detail, e.Start.Format("15:04:05"), e.End.Sub(e.Start))
@@ -271,7 +276,7 @@ func errorDependency(b *build, origin string, start, end time.Duration) {
 
 // slowDependency multiplies an external database's latency.
 func slowDependency(b *build, origin string, start, end time.Duration) {
-	factor := b.uniform(300, 700)
+	factor := b.uniform(400, 800)
 	b.effects = append(b.effects, effect{kind: effExtSlow, at: start, until: end, target: origin, factor: factor})
 	exp := append(b.edgeExpect(AlertDependencyTimeoutPressure, origin), originExpect(AlertCascadingFailure, origin))
 	b.fault(Fault{Origin: origin, External: true, Kind: "latency", Size: factor, Detail: fmt.Sprintf("queries %.0fx slower (lock contention)", factor),
@@ -293,7 +298,7 @@ var scenarios = []scenarioDef{
 	},
 	{
 		info: ScenarioInfo{Name: "slow-dependency", Expect: []string{AlertDependencyTimeoutPressure, AlertCascadingFailure},
-			Description: "an external PostgreSQL (inventory-db or catalog-db) becomes 300-700x slower; callers time out, pools and workers fill, the frontend fails"},
+			Description: "an external PostgreSQL (inventory-db or catalog-db) becomes 400-800x slower (lock contention: queries hit the 1 s statement timeout); callers time out, pools and workers fill, the frontend fails"},
 		build: func(b *build) {
 			slowDependency(b, b.pick("inventory-db", "catalog-db"), b.cfg.FaultAfter, b.cfg.FaultAfter+b.cfg.FaultDuration)
 		},
@@ -315,17 +320,20 @@ var scenarios = []scenarioDef{
 	},
 	{
 		info: ScenarioInfo{Name: "metastable", Expect: []string{AlertRetryStorm, AlertCascadingFailure},
-			Description: "catalog runs on one replica at ~55% of its CPU limit with aggressive client retries; a 40-90 s slowdown tips it over and retries keep it overloaded after the trigger ends, until it is scaled out at fault_after+fault_duration"},
+			Description: "catalog runs on one replica at ~45% of its CPU limit with aggressive client retries; a 40-90 s slowdown tips it over and retries keep it overloaded after the trigger ends, until it is scaled out at fault_after+fault_duration"},
 		build: func(b *build) {
 			cat := &b.topo.Services[b.topo.serviceIndex("catalog")]
-			cat.Instances, cat.CPU = 1, 0.4
-			// Misconfigured retries toward catalog: four attempts on timeout.
+			// Right-sized to the traffic: ~45% of its CPU limit from 20 root
+			// requests/s up. Below that a smaller slice of a core makes each
+			// request too slow for its callers' timeouts.
+			cat.Instances, cat.CPU = 1, 0.5*max(b.cfg.RootRate, 20)/DefaultRootRate
+			// Misconfigured retries toward catalog: six attempts, on timeouts too.
 			for i := range b.topo.Services {
 				for j := range b.topo.Services[i].Ops {
 					for k := range b.topo.Services[i].Ops[j].Steps {
 						for l := range b.topo.Services[i].Ops[j].Steps[k] {
 							if c := &b.topo.Services[i].Ops[j].Steps[k][l]; c.Target == "catalog" && b.topo.Services[i].Name == "frontend" {
-								c.Attempts, c.Timeout, c.Backoff, c.RetryTimeouts = 4, time.Second, 50*time.Millisecond, true
+								c.Attempts, c.Timeout, c.Backoff, c.RetryTimeouts = 6, time.Second, 50*time.Millisecond, true
 							}
 						}
 					}

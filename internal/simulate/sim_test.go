@@ -163,12 +163,13 @@ func TestRetryStormAmplifiesAtTheOrigin(t *testing.T) {
 }
 
 func TestMetastableOverloadOutlivesItsTrigger(t *testing.T) {
-	for _, seed := range []int64{1, 2, 3} {
-		cfg := faultCfg("metastable", seed)
+	for seed, rate := range []float64{30, 30, 20, 60} {
+		cfg := faultCfg("metastable", int64(seed))
+		cfg.RootRate = rate
 		cfg.FaultDuration = 8 * time.Minute
 		r := simulate(t, cfg, 16*time.Minute)
 		f := r.truth.Faults[0]
-		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+		t.Run(fmt.Sprintf("seed%d-rate%v", seed, rate), func(t *testing.T) {
 			require.True(t, f.TriggerEnd.Before(f.End))
 			fc := client("frontend", "catalog")
 			before := errShare(r.window(r.truth.Start.Add(time.Minute), f.Start, fc))

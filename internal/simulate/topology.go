@@ -179,7 +179,7 @@ func DefaultTopology() Topology {
 				Name: "frontend", Version: "2.14.1", Protocol: HTTP, Semconv: Latest, Language: "go",
 				Instances: 3, Workers: 200, Queue: 500, CPU: 1,
 				MemoryLimit: 512 * mb, MemoryBase: 120 * mb, MemoryPerRequest: 256 << 10,
-				ErrorRate: 0.0001,
+				ErrorRate: 0.0004,
 				Ops: []Operation{
 					{Name: "GET /api/products/{id}", Weight: 0.45, CPU: 2 * ms, Steps: [][]Call{{
 						{Target: "catalog", Op: "GET /products/{id}", Timeout: 1500 * ms, Attempts: 2, Backoff: 100 * ms, MaxBackoff: time.Second, RetryTimeouts: true},
