@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,16 +40,16 @@ const (
 
 // CLIOptions are the flags of `vigil simulate`.
 type CLIOptions struct {
-	Scenario      string
-	List          bool
-	Endpoint      string
-	TLS           bool
-	Rate          float64
-	Duration      time.Duration
-	FaultAfter    time.Duration
-	FaultDuration time.Duration
-	Seed          int64
-	Speed         float64
+	Scenario string // --scenario: a name from Scenarios
+	List     bool   // --list: print the scenarios and exit
+	Endpoint string // --endpoint: OTLP/gRPC host:port
+	TLS      bool   // --tls: TLS with the system roots instead of plaintext
+	Rate     float64
+	Duration time.Duration // simulated time to run; 0 = until ctx is done
+	// FaultAfter and FaultDuration are Config.FaultAfter and Config.FaultDuration.
+	FaultAfter, FaultDuration time.Duration
+	Seed                      int64
+	Speed                     float64 // virtual seconds per wall second
 }
 
 // NewCommand returns the `simulate` subcommand: it runs a scenario and sends
@@ -153,6 +154,9 @@ func Run(ctx context.Context, o CLIOptions, out io.Writer) error {
 
 	truth := sim.Truth()
 	fmt.Fprintln(out, truth.String())
+	if host, _, err := net.SplitHostPort(o.Endpoint); !o.TLS && (err != nil || !isLoopback(host)) {
+		fmt.Fprintf(out, "warning: sending plaintext to %s, which is not a loopback address; use --tls\n", o.Endpoint)
+	}
 	fmt.Fprintf(out, "sending to %s (speed %gx", o.Endpoint, o.Speed)
 	if o.Duration > 0 {
 		fmt.Fprintf(out, ", for %s of simulated time", o.Duration)
@@ -267,4 +271,12 @@ func retryableExport(err error) bool {
 		return true
 	}
 	return false
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
