@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/otelcol"
 
+	"github.com/vigilhq/vigil/internal/simulate"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -43,8 +44,10 @@ func main() {
 			},
 		},
 	}
+	cmd := otelcol.NewCommand(set)
+	cmd.AddCommand(simulate.NewCommand())
 	// The command prints its own error.
-	if err := otelcol.NewCommand(set).Execute(); err != nil {
+	if err := cmd.Execute(); err != nil {
 		os.Exit(1)
 	}
 }
