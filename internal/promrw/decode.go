@@ -186,5 +186,13 @@ func (r *Request) Decode(v Version, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: cannot decode %s protobuf: %w", ErrMalformed, v, err)
 	}
+	// A message of the other version decodes as an empty one with unknown
+	// fields; say so rather than accept nothing silently.
+	if v == V1 && len(r.V1.Timeseries) == 0 && len(r.V1.Metadata) == 0 && len(r.V1.XXX_unrecognized) > 0 {
+		return fmt.Errorf("%w: body has no 1.0 timeseries or metadata, only unknown fields (a 2.0 request sent as Content-Type %s?)", ErrMalformed, protoContentType)
+	}
+	if v == V2 && len(r.V2.Timeseries) == 0 && len(r.V2.Symbols) == 0 && len(r.V2.XXX_unrecognized) > 0 {
+		return fmt.Errorf("%w: body has no 2.0 timeseries or symbols, only unknown fields (a 1.0 request sent as 2.0?)", ErrMalformed)
+	}
 	return nil
 }

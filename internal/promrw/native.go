@@ -109,8 +109,6 @@ func (b *batch) v2Natives(in []writev2.Histogram) []nativeHist {
 // schemas to OTLP exponential histograms, custom buckets to explicit ones,
 // gauge histograms dropped (the spec drops GaugeHistogram).
 func (b *batch) emitNative(s *series, hs []nativeHist, exs []exemplar) {
-	res := b.resource(s.job, s.instance)
-	sc := b.scope(res, s.scope, s.scopeV)
 	var lastExp pmetric.ExponentialHistogramDataPoint
 	var lastExplicit pmetric.HistogramDataPoint
 	var haveExp, haveExplicit bool
@@ -122,13 +120,13 @@ func (b *batch) emitNative(s *series, hs []nativeHist, exs []exemplar) {
 		}
 		stale := value.IsStaleNaN(h.sum)
 		if h.schema == customBucketsSchema {
-			dp, ok := b.nativeCustom(s, sc, h, stale)
+			dp, ok := b.nativeCustom(s, h, stale)
 			if !ok {
 				return
 			}
 			lastExplicit, haveExplicit, haveExp = dp, true, false
 		} else {
-			dp, ok := b.nativeExp(s, sc, h, stale)
+			dp, ok := b.nativeExp(s, h, stale)
 			if !ok {
 				return
 			}
@@ -159,7 +157,7 @@ func (h *nativeHist) zeroCount() uint64 {
 	return h.zeroInt
 }
 
-func (b *batch) nativeExp(s *series, sc int32, h *nativeHist, stale bool) (pmetric.ExponentialHistogramDataPoint, bool) {
+func (b *batch) nativeExp(s *series, h *nativeHist, stale bool) (pmetric.ExponentialHistogramDataPoint, bool) {
 	var dp pmetric.ExponentialHistogramDataPoint
 	if h.schema < -4 || h.schema > 8 {
 		b.invalid(s, "native histogram schema %d is outside [-4, 8] and not custom buckets (-53)", h.schema)
@@ -177,7 +175,7 @@ func (b *batch) nativeExp(s *series, sc int32, h *nativeHist, stale bool) (pmetr
 		b.invalid(s, "negative buckets: %v", err)
 		return dp, false
 	}
-	mi := b.metric(sc, kExpHistogram, s.name, s.md)
+	mi := b.metric(b.seriesScope(s), kExpHistogram, s.name, s.md)
 	dp = b.metrics[mi].m.ExponentialHistogram().DataPoints().AppendEmpty()
 	putAttrs(dp.Attributes(), s.labels, kExpHistogram)
 	dp.SetTimestamp(msToTs(h.t))
@@ -204,7 +202,7 @@ func (b *batch) nativeExp(s *series, sc int32, h *nativeHist, stale bool) (pmetr
 	return dp, true
 }
 
-func (b *batch) nativeCustom(s *series, sc int32, h *nativeHist, stale bool) (pmetric.HistogramDataPoint, bool) {
+func (b *batch) nativeCustom(s *series, h *nativeHist, stale bool) (pmetric.HistogramDataPoint, bool) {
 	var dp pmetric.HistogramDataPoint
 	for i, v := range h.custom {
 		if math.IsNaN(v) || math.IsInf(v, 0) || (i > 0 && v <= h.custom[i-1]) {
@@ -228,7 +226,7 @@ func (b *batch) nativeCustom(s *series, sc int32, h *nativeHist, stale bool) (pm
 		b.invalid(s, "custom bucket index out of range of %d bounds", len(h.custom))
 		return dp, false
 	}
-	mi := b.metric(sc, kHistogram, s.name, s.md)
+	mi := b.metric(b.seriesScope(s), kHistogram, s.name, s.md)
 	dp = b.metrics[mi].m.Histogram().DataPoints().AppendEmpty()
 	putAttrs(dp.Attributes(), s.labels, kHistogram)
 	dp.SetTimestamp(msToTs(h.t))

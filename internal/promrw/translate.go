@@ -208,6 +208,11 @@ type scopeKey struct {
 	name, version string
 }
 
+type scopeInfoKey struct {
+	res           resKey
+	name, version string
+}
+
 type metricKey struct {
 	scope int32
 	kind  okind
@@ -314,7 +319,7 @@ type batch struct {
 	famKind  map[string]okind
 	created  map[createdKey]int64
 	targets  map[resKey][]prompb.Label
-	scopeAt  map[scopeKey][]prompb.Label
+	scopeAt  map[scopeInfoKey][]prompb.Label
 
 	pendIdx map[pendKey]int32
 	pend    []pendPoint
@@ -339,7 +344,7 @@ func newBatch() *batch {
 		famKind:   make(map[string]okind),
 		created:   make(map[createdKey]int64),
 		targets:   make(map[resKey][]prompb.Label),
-		scopeAt:   make(map[scopeKey][]prompb.Label),
+		scopeAt:   make(map[scopeInfoKey][]prompb.Label),
 		pendIdx:   make(map[pendKey]int32),
 		dig:       xxhash.New(),
 	}
@@ -812,8 +817,7 @@ func (b *batch) emit(s *series, samples []sample, exs []exemplar) {
 		b.stats.WrittenSamples += len(samples)
 		return
 	case roleScopeInfo:
-		res := b.resource(s.job, s.instance)
-		b.scopeAt[scopeKey{res, s.scope, s.scopeV}] = s.labels
+		b.scopeAt[scopeInfoKey{resKey{s.job, s.instance}, s.scope, s.scopeV}] = s.labels
 		b.stats.WrittenSamples += len(samples)
 		return
 	case roleDrop:
@@ -824,16 +828,35 @@ func (b *batch) emit(s *series, samples []sample, exs []exemplar) {
 		b.stats.WrittenSamples += len(samples)
 		return
 	}
-	res := b.resource(s.job, s.instance)
-	sc := b.scope(res, s.scope, s.scopeV)
-	mi := b.metric(sc, s.kind, s.fam, s.md)
-	b.stats.WrittenSamples += len(samples)
+	var bound float64
 	switch s.role {
-	case roleValue:
-		b.emitNumbers(s, mi, samples, exs)
-	default:
-		b.emitClassic(s, mi, samples, exs)
+	case roleBucket:
+		v, err := strconv.ParseFloat(s.le, 64)
+		if err != nil || math.IsNaN(v) {
+			b.invalid(s, "le=%q is not a number", s.le)
+			return
+		}
+		bound = v
+	case roleQuantile:
+		v, err := strconv.ParseFloat(s.quantile, 64)
+		if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
+			b.invalid(s, "quantile=%q is not a number in [0, 1]", s.quantile)
+			return
+		}
+		bound = v
 	}
+	mi := b.metric(b.seriesScope(s), s.kind, s.fam, s.md)
+	b.stats.WrittenSamples += len(samples)
+	if s.role == roleValue {
+		b.emitNumbers(s, mi, samples, exs)
+	} else {
+		b.emitClassic(s, mi, bound, samples, exs)
+	}
+}
+
+// seriesScope returns the scope of a series' resource, creating both.
+func (b *batch) seriesScope(s *series) int32 {
+	return b.scope(b.resource(s.job, s.instance), s.scope, s.scopeV)
 }
 
 func (b *batch) emitNumbers(s *series, mi int32, samples []sample, exs []exemplar) {
@@ -929,26 +952,7 @@ func unhex(c byte) (byte, bool) {
 
 // emitClassic adds the samples of one histogram or summary component series
 // to the pending points they belong to.
-func (b *batch) emitClassic(s *series, mi int32, samples []sample, exs []exemplar) {
-	var bound float64
-	switch s.role {
-	case roleBucket:
-		v, err := strconv.ParseFloat(s.le, 64)
-		if err != nil || math.IsNaN(v) {
-			b.invalid(s, "le=%q is not a number", s.le)
-			b.stats.WrittenSamples -= len(samples)
-			return
-		}
-		bound = v
-	case roleQuantile:
-		v, err := strconv.ParseFloat(s.quantile, 64)
-		if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
-			b.invalid(s, "quantile=%q is not a number in [0, 1]", s.quantile)
-			b.stats.WrittenSamples -= len(samples)
-			return
-		}
-		bound = v
-	}
+func (b *batch) emitClassic(s *series, mi int32, bound float64, samples []sample, exs []exemplar) {
 	h := b.hashLabels(s.fam, s.labels)
 	for _, sm := range samples {
 		p := b.pendFor(mi, sm.t, h, s.labels)
@@ -1134,7 +1138,11 @@ func (b *batch) finishResources() {
 		}
 	}
 	for k, ls := range b.scopeAt {
-		i, ok := b.scopeIdx[k]
+		res, ok := b.resIdx[k.res]
+		if !ok {
+			continue
+		}
+		i, ok := b.scopeIdx[scopeKey{res, k.name, k.version}]
 		if !ok {
 			continue
 		}

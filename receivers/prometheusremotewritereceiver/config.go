@@ -3,9 +3,13 @@ package prometheusremotewritereceiver
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/confmap"
 )
 
 // Config is the prometheus_remote_write receiver's configuration. The HTTP
@@ -39,6 +43,55 @@ type Config struct {
 	// next consumer refuses data (for example memory_limiter), telling the
 	// Prometheus client when to retry.
 	RetryAfter time.Duration `mapstructure:"retry_after"`
+}
+
+var _ confmap.Unmarshaler = (*Config)(nil)
+
+// Unmarshal decodes the configuration. confighttp.ServerConfig has an
+// Unmarshal of its own which, promoted through the squashed embedding, would
+// otherwise be called alone and decode only the HTTP settings; conf here
+// skips the top-level unmarshaler, so this decodes every field once.
+//
+// confmap decodes squashed structs that have their own Unmarshal with unused
+// keys ignored, so a misspelt key would pass silently; unknown top-level keys
+// are therefore checked here against the struct's tags.
+func (c *Config) Unmarshal(conf *confmap.Conf) error {
+	known := map[string]bool{}
+	topLevelKeys(reflect.TypeFor[Config](), known)
+	var unknown []string
+	for _, k := range conf.AllKeys() {
+		top, _, _ := strings.Cut(k, confmap.KeyDelimiter)
+		if !known[top] && !slices.Contains(unknown, top) {
+			unknown = append(unknown, top)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return fmt.Errorf("has invalid keys: %s", strings.Join(unknown, ", "))
+	}
+	return conf.Unmarshal(c)
+}
+
+// topLevelKeys collects the mapstructure keys of t, descending into
+// squashed fields.
+func topLevelKeys(t reflect.Type, into map[string]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if slices.Contains(strings.Split(opts, ","), "squash") && f.Type.Kind() == reflect.Struct {
+			topLevelKeys(f.Type, into)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if name != "-" {
+			into[name] = true
+		}
+	}
 }
 
 // Validate checks the configuration without doing I/O.
