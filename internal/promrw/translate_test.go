@@ -299,10 +299,10 @@ func TestTranslateV2(t *testing.T) {
 		LabelsRefs: st.refs(lbls("size_bytes", job...)),
 		Histograms: []writev2.Histogram{{
 			Count: &writev2.Histogram_CountInt{CountInt: 12}, Sum: 1000, Schema: 1, ZeroThreshold: 1e-9,
-			ZeroCount:     &writev2.Histogram_ZeroCountInt{ZeroCountInt: 2},
-			PositiveSpans: []writev2.BucketSpan{{Offset: 1, Length: 2}, {Offset: 3, Length: 1}},
+			ZeroCount:      &writev2.Histogram_ZeroCountInt{ZeroCountInt: 2},
+			PositiveSpans:  []writev2.BucketSpan{{Offset: 1, Length: 2}, {Offset: 3, Length: 1}},
 			PositiveDeltas: []int64{3, 1, -2}, // 3, 4, 2
-			NegativeSpans: []writev2.BucketSpan{{Offset: 0, Length: 1}},
+			NegativeSpans:  []writev2.BucketSpan{{Offset: 0, Length: 1}},
 			NegativeDeltas: []int64{1},
 			Timestamp:      ms0, StartTimestamp: ms0 - 1000,
 		}},
