@@ -93,8 +93,13 @@ type Stats struct {
 	InvalidSeries int
 	FirstInvalid  error
 	// Dropped counts well-formed points the compatibility spec says to drop:
-	// gauge histograms, classic histograms and summaries without _count.
+	// gauge histograms, and exemplars with invalid labels.
 	Dropped int
+	// Split counts classic histogram and summary points that arrived
+	// incomplete in this request (no _count, or a summary without _sum) and
+	// were forwarded as their component gauges instead. Prometheus shards a
+	// family's series over requests, so this happens; see splitClassic.
+	Split int
 }
 
 // ErrInvalidSeries wraps the reason a series was refused.
@@ -226,8 +231,9 @@ type resState struct {
 }
 
 type metricState struct {
-	m    pmetric.Metric
-	kind okind
+	m     pmetric.Metric
+	kind  okind
+	scope int32
 }
 
 // series is what pass one learns about one time series; pass two emits it.
@@ -281,6 +287,7 @@ type pendPoint struct {
 
 type pendVal struct {
 	bound, v float64
+	label    string // the le or quantile value as sent
 	next     int32
 }
 
@@ -332,6 +339,7 @@ type batch struct {
 	neg     []uint64
 
 	nativeBudget int
+	pruneEmpty   bool
 	dig          *xxhash.Digest
 }
 
@@ -373,6 +381,7 @@ func (b *batch) reset() {
 	clear(b.metrics)
 	b.metrics = b.metrics[:0]
 	b.lastKey, b.lastIdx = metricKey{}, -1
+	b.pruneEmpty = false
 	clear(b.metaMemo)
 	clear(b.famKind)
 	clear(b.created)
@@ -780,7 +789,7 @@ func (b *batch) metric(scope int32, k okind, name string, md familyMeta) int32 {
 			m.SetEmptyExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 		}
 		i = int32(len(b.metrics))
-		b.metrics = append(b.metrics, metricState{m: m, kind: k})
+		b.metrics = append(b.metrics, metricState{m: m, kind: k, scope: scope})
 		b.metricIdx[key] = i
 	}
 	b.lastKey, b.lastIdx = key, i
@@ -953,6 +962,10 @@ func unhex(c byte) (byte, bool) {
 // emitClassic adds the samples of one histogram or summary component series
 // to the pending points they belong to.
 func (b *batch) emitClassic(s *series, mi int32, bound float64, samples []sample, exs []exemplar) {
+	label := s.le
+	if s.role == roleQuantile {
+		label = s.quantile
+	}
 	h := b.hashLabels(s.fam, s.labels)
 	for _, sm := range samples {
 		p := b.pendFor(mi, sm.t, h, s.labels)
@@ -964,7 +977,7 @@ func (b *batch) emitClassic(s *series, mi int32, bound float64, samples []sample
 		}
 		switch s.role {
 		case roleBucket, roleQuantile:
-			b.vals = append(b.vals, pendVal{bound: bound, v: sm.v, next: p.vals})
+			b.vals = append(b.vals, pendVal{bound: bound, v: sm.v, label: label, next: p.vals})
 			p.vals = int32(len(b.vals) - 1)
 		case roleSum:
 			p.sum, p.hasSum = sm.v, true
@@ -1004,17 +1017,16 @@ func (b *batch) finishClassic() {
 	for i := range b.pend {
 		p := &b.pend[i]
 		ms := b.metrics[p.metric]
-		if !p.hasCt {
-			// The spec: without _count the point MUST be dropped.
-			b.stats.Dropped++
-			continue
-		}
 		vals := b.sortBuf[:0]
 		for j := p.vals; j >= 0; j = b.vals[j].next {
 			vals = append(vals, b.vals[j])
 		}
 		sortVals(vals)
 		b.sortBuf = vals
+		if !p.hasCt || (ms.kind == kSummary && !p.hasSum) {
+			b.splitClassic(p, ms, vals)
+			continue
+		}
 		start := p.start
 		if start == 0 {
 			start = b.startFor(ms.m.Name(), p.labels)
@@ -1109,6 +1121,75 @@ func sortVals(v []pendVal) {
 			v[j], v[j-1] = v[j-1], v[j]
 		}
 	}
+}
+
+// splitClassic forwards an incomplete classic histogram or summary point
+// as the gauges it arrived as (name_bucket{le}, name{quantile}, name_sum,
+// name_count), with the values and label values as sent.
+//
+// The compatibility spec drops a point without _count, but over remote write
+// a missing series usually means Prometheus put it in another request (its
+// shards split a family's series at random), not that it does not exist.
+// Dropping would lose data, and synthesising the missing parts (a zero sum)
+// would write values the source never had. As gauges, the parts land in a
+// Prometheus-compatible backend under their original names and values, next
+// to the parts that did form a point in the other request; an OTLP consumer
+// sees a histogram with coarser buckets or a summary with fewer quantiles,
+// plus these gauges. Counted in Stats.Split.
+func (b *batch) splitClassic(p *pendPoint, ms metricState, vals []pendVal) {
+	b.stats.Split++
+	fam := ms.m.Name()
+	md := familyMeta{typ: typeNone, help: ms.m.Description()}
+	add := func(name, extraKey, extraVal string, v float64) {
+		mi := b.metric(ms.scope, kGauge, name, md)
+		dp := b.metrics[mi].m.Gauge().DataPoints().AppendEmpty()
+		attrs := dp.Attributes()
+		putAttrs(attrs, p.labels, ms.kind)
+		if extraKey != "" {
+			attrs.PutStr(extraKey, extraVal)
+		}
+		dp.SetTimestamp(msToTs(p.t))
+		if value.IsStaleNaN(v) {
+			dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+		} else {
+			dp.SetDoubleValue(v)
+		}
+		b.stats.DataPoints++
+	}
+	for _, v := range vals {
+		if ms.kind == kHistogram {
+			add(fam+"_bucket", labelLe, v.label, v.v)
+		} else {
+			add(fam, labelQuantile, v.label, v.v)
+		}
+	}
+	if p.hasSum {
+		add(fam+"_sum", "", "", p.sum)
+	}
+	if p.hasCt {
+		add(fam+"_count", "", "", p.count)
+	}
+	b.pruneEmpty = true
+}
+
+// prune removes metrics, scopes and resources left without points (a
+// histogram whose only point was split into gauges).
+func (b *batch) prune() {
+	b.out.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
+			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				switch m.Type() {
+				case pmetric.MetricTypeHistogram:
+					return m.Histogram().DataPoints().Len() == 0
+				case pmetric.MetricTypeSummary:
+					return m.Summary().DataPoints().Len() == 0
+				}
+				return false
+			})
+			return sm.Metrics().Len() == 0
+		})
+		return rm.ScopeMetrics().Len() == 0
+	})
 }
 
 // finishResources applies target_info and otel_scope_info labels, from this

@@ -226,15 +226,45 @@ func TestTargetInfoRemembered(t *testing.T) {
 	assert.False(t, ok, "another target does not inherit it")
 }
 
-// A histogram or summary point without _count is dropped, as the spec says,
-// and counted.
-func TestClassicWithoutCountDropped(t *testing.T) {
-	md, st := translateV1(t, NewTranslator(Options{}), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-		series1(lbls("x_bucket", "le", "1"), 1),
-		series1(lbls("x_sum"), 1),
+// Prometheus shards a family's series over requests. A classic point that
+// arrives incomplete (no _count; a summary without _sum) goes on as the
+// gauges it arrived as, with the names and label values as sent, so a
+// Prometheus downstream gets exactly the source's series; the parts that did
+// come together still form a point.
+func TestClassicSplitAcrossRequests(t *testing.T) {
+	tr := NewTranslator(Options{})
+	md, st := translateV1(t, tr, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series1(lbls("x_bucket", "job", "j", "le", "1.0e-05"), 1),
+		series1(lbls("x_bucket", "job", "j", "le", "+Inf"), 4),
+		series1(lbls("x_sum", "job", "j"), 2.5),
+		series1(lbls("s", "job", "j", "quantile", "0.9"), 0.7),
+		series1(lbls("s_count", "job", "j"), 9),
 	}})
-	assert.Equal(t, 0, md.DataPointCount())
-	assert.Equal(t, 1, st.Dropped)
+	golden(t, "v1_split", md)
+	assert.Equal(t, 2, st.Split)
+	assert.Equal(t, 5, md.DataPointCount())
+	ms := metricsByName(t, md)
+	assert.NotContains(t, ms, "x", "no histogram without _count")
+	assert.Equal(t, pmetric.MetricTypeGauge, ms["s"].Type(), "no summary without _sum: the quantile as a gauge")
+	b := ms["x_bucket"]
+	require.Equal(t, pmetric.MetricTypeGauge, b.Type())
+	require.Equal(t, 2, b.Gauge().DataPoints().Len())
+	le, _ := b.Gauge().DataPoints().At(0).Attributes().Get("le")
+	assert.Equal(t, "1.0e-05", le.Str(), "the le value as sent, not reformatted")
+	assert.Equal(t, 2.5, ms["x_sum"].Gauge().DataPoints().At(0).DoubleValue())
+	assert.Equal(t, 9.0, ms["s_count"].Gauge().DataPoints().At(0).DoubleValue())
+
+	// The rest of the family in the next request.
+	md, st = translateV1(t, tr, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series1(lbls("x_count", "job", "j"), 4),
+		series1(lbls("x_bucket", "job", "j", "le", "0.5"), 3),
+		series1(lbls("s_sum", "job", "j"), 1),
+	}})
+	assert.Equal(t, 0, st.Split, "without metadata s_sum alone is just a gauge")
+	ms = metricsByName(t, md)
+	assert.Equal(t, 1.0, ms["s_sum"].Gauge().DataPoints().At(0).DoubleValue())
+	require.Equal(t, pmetric.MetricTypeHistogram, ms["x"].Type(), "bucket and _count together form a point")
+	assert.Equal(t, []uint64{3, 1}, ms["x"].Histogram().DataPoints().At(0).BucketCounts().AsRaw())
 }
 
 type symtab struct {

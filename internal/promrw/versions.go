@@ -89,6 +89,9 @@ func (b *batch) fromV1(req *prompb.WriteRequest) {
 	}
 	b.finishClassic()
 	b.finishResources()
+	if b.pruneEmpty {
+		b.prune()
+	}
 }
 
 func (b *batch) v1Samples(in []prompb.Sample) []sample {
@@ -200,6 +203,9 @@ func (b *batch) fromV2(req *writev2.Request) {
 	}
 	b.finishClassic()
 	b.finishResources()
+	if b.pruneEmpty {
+		b.prune()
+	}
 }
 
 func symbol(syms []string, ref uint32) (string, bool) {

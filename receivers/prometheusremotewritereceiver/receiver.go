@@ -298,6 +298,9 @@ func (r *prwReceiver) record(ctx context.Context, st promrw.Stats, took time.Dur
 	if st.Dropped > 0 {
 		tb.ReceiverPrometheusRemoteWriteRejects.Add(ctx, int64(st.Dropped), r.opt(attrKey{reason: reasonDroppedBySpec}))
 	}
+	if st.Split > 0 {
+		tb.ReceiverPrometheusRemoteWriteSplitPoints.Add(ctx, int64(st.Split))
+	}
 	m, t := r.tr.CacheEntries()
 	tb.ReceiverPrometheusRemoteWriteCacheEntries.Record(ctx, int64(m), r.opt(attrKey{kind: "metadata"}))
 	tb.ReceiverPrometheusRemoteWriteCacheEntries.Record(ctx, int64(t), r.opt(attrKey{kind: "target_info"}))

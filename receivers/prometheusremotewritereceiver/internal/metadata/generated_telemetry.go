@@ -26,6 +26,10 @@ type TelemetryBuilder struct {
 	// ReceiverPrometheusRemoteWriteRejects counts requests or series refused,
 	// by reason.
 	ReceiverPrometheusRemoteWriteRejects metric.Int64Counter
+	// ReceiverPrometheusRemoteWriteSplitPoints counts classic histogram and
+	// summary points that arrived incomplete in one request and were
+	// forwarded as their component gauges.
+	ReceiverPrometheusRemoteWriteSplitPoints metric.Int64Counter
 	// ReceiverPrometheusRemoteWriteDecodeDuration records the time spent
 	// decompressing, decoding and translating one request, in seconds.
 	ReceiverPrometheusRemoteWriteDecodeDuration metric.Float64Histogram
@@ -59,6 +63,11 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 		"otelcol_receiver_prometheus_remote_write_rejects",
 		metric.WithDescription("Requests or series refused, by reason."),
 		metric.WithUnit("{reject}"))
+	errs = errors.Join(errs, err)
+	b.ReceiverPrometheusRemoteWriteSplitPoints, err = m.Int64Counter(
+		"otelcol_receiver_prometheus_remote_write_split_points",
+		metric.WithDescription("Classic histogram and summary points that arrived incomplete in one request (Prometheus shards series over requests) and were forwarded as their component gauges."),
+		metric.WithUnit("{point}"))
 	errs = errors.Join(errs, err)
 	b.ReceiverPrometheusRemoteWriteDecodeDuration, err = m.Float64Histogram(
 		"otelcol_receiver_prometheus_remote_write_decode_duration",
