@@ -367,8 +367,8 @@ func TestRemoteWriteV2Client(t *testing.T) {
 	// Through to the destination Prometheus (over remote write 1.0).
 	want := map[string]string{
 		`jobs_done_total{instance="w1:80",job="worker",kind="resize"}`: "128",
-		`job_seconds_bucket{instance="w1:80",job="worker",le="0.5"}`:  "5",
-		`job_seconds_bucket{instance="w1:80",job="worker",le="+Inf"}`: "8",
+		`job_seconds_bucket{instance="w1:80",job="worker",le="0.5"}`:   "5",
+		`job_seconds_bucket{instance="w1:80",job="worker",le="+Inf"}`:  "8",
 		`job_seconds_count{instance="w1:80",job="worker"}`:             "8",
 		`job_seconds_sum{instance="w1:80",job="worker"}`:               "3.25",
 	}
