@@ -20,7 +20,8 @@ build:
 
 run: build
 	@echo "vigil: OTLP in on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP); own metrics on 127.0.0.1:8888/metrics;"
-	@echo "       pipeline metrics on 127.0.0.1:8889/metrics; health on 127.0.0.1:13133. Ctrl-C stops it."
+	@echo "       remote write in on 127.0.0.1:19291/api/v1/write; pipeline metrics on 127.0.0.1:8889/metrics;"
+	@echo "       health on 127.0.0.1:13133. Ctrl-C stops it."
 	$(BIN)
 
 # Installs the real backends the end-to-end tests drive (Debian packages).

@@ -186,9 +186,10 @@ var acceptedSpansRe = regexp.MustCompile(`(?m)^otelcol_receiver_accepted_spans(?
 
 // `vigil` with no flags runs the embedded default: OTLP on 127.0.0.1:4317,
 // its own metrics on 127.0.0.1:8888 counting what it accepted, the pipeline's
-// Prometheus endpoint on 8889, health on 13133. It needs those fixed ports.
+// Prometheus endpoint on 8889, health on 13133, remote write in on 19291. It
+// needs those fixed ports.
 func TestEmbeddedDefault(t *testing.T) {
-	for _, p := range []int{4317, 4318, 8888, 8889, 13133} {
+	for _, p := range []int{4317, 4318, 8888, 8889, 13133, 19291} {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			t.Fatalf("port %d of the embedded default is busy (is another vigil running?): %v", p, err)
@@ -232,4 +233,10 @@ func TestEmbeddedDefault(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// Remote write in: an empty 1.0 request (snappy of nothing) is accepted.
+	resp, err = http.Post("http://127.0.0.1:19291/api/v1/write", "application/x-protobuf", strings.NewReader("\x00"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 }

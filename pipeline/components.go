@@ -45,6 +45,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector"
+	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver"
 )
 
 // Components returns the factories of every component in the Vigil
@@ -56,6 +57,7 @@ func Components() (otelcol.Factories, error) {
 	f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
 		otlpreceiver.NewFactory(),
 		prometheusreceiver.NewFactory(),
+		prometheusremotewritereceiver.NewFactory(),
 		filelogreceiver.NewFactory(),
 		syslogreceiver.NewFactory(),
 		tcplogreceiver.NewFactory(),

@@ -16,6 +16,7 @@ func TestEmbeddedProvider(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:4317", conf.Get("receivers::otlp::protocols::grpc::endpoint"))
 	require.Equal(t, "127.0.0.1:13133", conf.Get("extensions::health_check::endpoint"))
+	require.Equal(t, "127.0.0.1:19291", conf.Get("receivers::prometheus_remote_write::endpoint"))
 
 	_, err = p.Retrieve(context.Background(), "vigil:nope", nil)
 	require.ErrorContains(t, err, `no embedded config "nope" (have default`)
