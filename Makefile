@@ -10,7 +10,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := $(CURDIR)/bin/vigil
 
-.PHONY: all build run test test-deps unit e2e lint fmt tidy bench clean
+.PHONY: all build run test test-deps unit e2e lint fmt tidy bench eval-redflags clean
 
 all: build
 
@@ -52,6 +52,11 @@ tidy:
 
 bench:
 	@echo "bench: not yet (see the benchmarks issue)"
+
+# Every simulator scenario over held-out seeds through the red-flag detectors
+# (about 10 minutes on 2 cores); EVAL_FLAGS="-seeds 1-5" for the tuning seeds.
+eval-redflags:
+	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags $(EVAL_FLAGS)
 
 clean:
 	rm -rf bin

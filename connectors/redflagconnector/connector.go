@@ -78,7 +78,7 @@ type gaugeValues struct{ edges, services, pending, firing, overflow, expired, jo
 func newCore(set connector.Settings, cfg *Config, onDone func()) (*core, error) {
 	names := map[string]bool{"http.server.active_requests": true}
 	for _, r := range cfg.Saturation.Rules {
-		for _, n := range []string{r.Metric, r.Limit, r.Waiters} {
+		for _, n := range []string{r.Metric, r.Limit, r.Waiters, r.Timeouts} {
 			if n != "" {
 				names[n] = true
 			}

@@ -126,8 +126,11 @@ type SaturationRule struct {
 	Attributes map[string]string `mapstructure:"attributes"`
 	// Limit, when set, is the denominator metric (same resource).
 	Limit string `mapstructure:"limit"`
-	// Waiters, when set, must also be above zero (requests waiting for the resource).
-	Waiters string `mapstructure:"waiters"`
+	// Waiters, when set, must also be above zero (requests waiting for the
+	// resource), or the Timeouts counter must have grown since its last sample
+	// (requests gave up waiting).
+	Waiters  string `mapstructure:"waiters"`
+	Timeouts string `mapstructure:"timeouts"`
 }
 
 // SLOConfig is one service-level objective over a service's inbound requests.
@@ -147,7 +150,7 @@ func DefaultConfig() Config {
 		SignificanceBits: 14,
 		BaselineHalfLife: time.Hour,
 		ErrorSpike: ErrorSpikeConfig{
-			MinRatio: 0.05, BaselineFactor: 3, BaselineOffset: 0.01, MinCalls: 50, For: 30 * time.Second,
+			MinRatio: 0.05, BaselineFactor: 3, BaselineOffset: 0.01, MinCalls: 50, For: 20 * time.Second,
 		},
 		TimeoutPressure: TimeoutPressureConfig{
 			Budget: 0.8, NearShare: 0.10, TimeoutRatio: 0.05, MinCalls: 50, For: 30 * time.Second,
@@ -168,10 +171,10 @@ func DefaultConfig() Config {
 				{Resource: "cpu", Metric: "container.cpu.throttling_ratio"},
 				{Resource: "memory", Metric: "k8s.container.memory_limit_utilization"},
 				{Resource: "memory", Metric: "container.memory.working_set", Limit: "k8s.container.memory_limit"},
-				{Resource: "db_connection_pool", Metric: "db.client.connection.count", Attributes: map[string]string{"state": "used"},
-					Limit: "db.client.connection.max", Waiters: "db.client.connection.pending_requests"},
+				{Resource: "db_connection_pool", Metric: "db.client.connection.count", Attributes: map[string]string{"db.client.connection.state": "used"},
+					Limit: "db.client.connection.max", Waiters: "db.client.connection.pending_requests", Timeouts: "db.client.connection.timeouts"},
 				{Resource: "db_connection_pool", Metric: "db.client.connections.usage", Attributes: map[string]string{"state": "used"},
-					Limit: "db.client.connections.max", Waiters: "db.client.connections.pending_requests"},
+					Limit: "db.client.connections.max", Waiters: "db.client.connections.pending_requests", Timeouts: "db.client.connections.timeouts"},
 			},
 		},
 	}

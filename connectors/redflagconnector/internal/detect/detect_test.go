@@ -28,10 +28,10 @@ func TestBinsAndQuantiles(t *testing.T) {
 
 	var c Counts
 	for i := 0; i < 980; i++ {
-		c.Observe(10, false, 0, false, false)
+		c.Observe(10, Outcome{})
 	}
 	for i := 0; i < 20; i++ {
-		c.Observe(1000, true, ClassTimeout, false, false)
+		c.Observe(1000, Outcome{Failed: true, Class: ClassTimeout, OwnTimeout: true})
 	}
 	// Within a bin's width (a factor of sqrt 2).
 	assert.InDelta(t, 10, c.Quantile(0.5), 10*0.42)
@@ -83,7 +83,7 @@ func TestMaxEdgesOverflowCounted(t *testing.T) {
 	var b Batch
 	for _, callee := range []string{"a", "b", "c", "d", "e"} {
 		d := EdgeDelta{Caller: "x", Callee: callee}
-		d.Observe(5, false, 0, false, false)
+		d.Observe(5, Outcome{})
 		b.Edges = append(b.Edges, d)
 	}
 	e.Apply(now, &b)

@@ -33,9 +33,11 @@ type edgeEval struct {
 	thr          float64
 	p50, p99     float64
 	near5, near1 float64 // share of calls beyond Budget x timeout
+	timeoutMs    float64 // the timeout this evaluation believed (0: none)
 	tmo5, tmo1   float64 // share of calls that timed out
 
 	spike, spikeKeep       bool
+	fast                   bool // failing in the last minute alone (for the incident graph)
 	pressure, pressureKeep bool
 	latency                bool // p99 far above its baseline
 	storm, stormKeep       bool
@@ -69,6 +71,13 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	lastMinuteAgrees := ev.err1 >= ev.thr || w1.Calls < 10
 	ev.spike = w5.Calls >= es.MinCalls && ev.err5 >= ev.thr && lastMinuteAgrees &&
 		significant(float64(w5.Errors), float64(w5.Calls), p0, minInfo)
+	// A strong last minute may start it before five minutes of healthy
+	// history have been diluted away: the last minute alone must pass every
+	// test, and the five-minute ratio must be on its way (half the threshold).
+	if !ev.spike && w1.Calls >= es.MinCalls && ev.err1 >= ev.thr && ev.err5 >= ev.thr/2 &&
+		significant(float64(w1.Errors), float64(w1.Calls), p0, minInfo) {
+		ev.spike = true
+	}
 	ev.spikeKeep = w5.Calls > 0 && (ev.err1 >= ev.thr/2 || (w1.Calls < 10 && ev.err5 >= ev.thr/2))
 
 	// DependencyTimeoutPressure.
@@ -77,7 +86,14 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	ev.tmo1 = ratio(w1.Class[ClassTimeout], w1.Calls)
 	ev.near5, ev.near1 = 0, 0
 	bimodal, bimodal1 := false, false
-	if t := ed.timeout(cfg); t > 0 {
+	t := ed.timeout(cfg)
+	// A learned timeout is believed only while calls respect it: if more
+	// than 2% of calls ran well past it, it was not the caller's timeout.
+	if _, known := cfg.TimeoutPressure.Timeouts[ed.callee]; t > 0 && !known && w5.ShareAtLeast(1.25*t) > 0.02 {
+		t = 0
+	}
+	ev.timeoutMs = t
+	if t > 0 {
 		ev.near5, ev.near1 = w5.ShareAtLeast(tp.Budget*t), w1.ShareAtLeast(tp.Budget*t)
 		notUsual := !ed.baseP99.ready(6) || ed.baseP99.v < tp.Budget*t
 		bimodal = notUsual && ev.p99 >= tp.Budget*t && ev.p50 <= 0.25*t
@@ -86,12 +102,20 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	nearHigh := ev.near5 >= tp.NearShare && ev.near5 >= 3*ed.baseNear.v && (ev.near1 >= tp.NearShare || w1.Calls < 10)
 	tmoHigh := ev.tmo5 >= tp.TimeoutRatio && (ev.tmo1 >= tp.TimeoutRatio || w1.Calls < 10) &&
 		significant(float64(w5.Class[ClassTimeout]), float64(w5.Calls), math.Max(ed.baseTmo.v, 0.001), minInfo)
-	ev.pressure = w5.Calls >= tp.MinCalls && (nearHigh || tmoHigh || bimodal)
+	ev.pressure = w5.Calls >= tp.MinCalls && (nearHigh || tmoHigh || (bimodal && (bimodal1 || w1.Calls < 10)))
 	ev.pressureKeep = w5.Calls > 0 && (ev.near1 >= tp.NearShare/2 || ev.tmo1 >= tp.TimeoutRatio/2 || bimodal1)
 
+	// The last minute alone, when it has enough calls: incidents are found
+	// from it (a cascade must not wait for five minutes of history to dilute
+	// away), while the symptom alerts keep the five-minute rule.
+	ev.fast = w1.Calls >= es.MinCalls && ((ev.err1 >= ev.thr &&
+		significant(float64(w1.Errors), float64(w1.Calls), p0, minInfo)) ||
+		(ev.tmo1 >= tp.TimeoutRatio && significant(float64(w1.Class[ClassTimeout]), float64(w1.Calls), math.Max(ed.baseTmo.v, 0.001), minInfo)))
+
 	// Latency far above its own baseline (for the cascade graph).
-	ev.latency = ed.baseP99.ready(12) && w5.Calls >= es.MinCalls &&
-		ev.p99 >= cfg.Cascade.LatencyFactor*ed.baseP99.v && ev.p99 >= float64(cfg.Cascade.MinLatency.Milliseconds())
+	slowBar := max(cfg.Cascade.LatencyFactor*ed.baseP99.v, float64(cfg.Cascade.MinLatency.Milliseconds()))
+	ev.latency = ed.baseP99.ready(12) && w5.Calls >= es.MinCalls && ev.p99 >= slowBar &&
+		(w1.Calls < 10 || w1.Quantile(0.99) >= slowBar)
 
 	// Propagation inside the caller's process.
 	ev.propagation = -1
@@ -112,7 +136,7 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	ev.amplification = max(ev.amplification, amp1)
 	ev.stormKeep = w5.Calls > 0 && retry1 >= rs.MinRetryRatio/2 && amp1 >= 1+(rs.MinAmplification-1)/2
 
-	ev.anomalous = ev.spike || ev.pressure || ev.latency
+	ev.anomalous = ev.spike || ev.pressure || ev.latency || ev.fast
 }
 
 // amplification is the load multiplier on the callee: attempts per logical

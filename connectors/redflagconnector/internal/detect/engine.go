@@ -259,7 +259,7 @@ func (e *Engine) Edges() []EdgeView {
 	for _, ed := range e.edges {
 		out = append(out, EdgeView{
 			Caller: ed.caller, Callee: ed.callee, Since: ed.since, Total: ed.total, Last5m: ed.ev.w5,
-			TimeoutMs: ed.timeout(e.cfg), Anomalous: ed.ev.anomalous, ErrorRatio: ed.ev.err5,
+			TimeoutMs: ed.ev.timeoutMs, Anomalous: ed.ev.anomalous, ErrorRatio: ed.ev.err5,
 			P99Ms: ed.ev.p99, RetryRatio: ratio(ed.ev.w5.Retries, ed.ev.w5.Calls), Flagged: ed.flagged,
 		})
 	}

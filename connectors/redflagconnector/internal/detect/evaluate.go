@@ -174,7 +174,7 @@ func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, 
 		if ev.pressure || ev.pressureKeep {
 			labels, id := symptomLabels("DependencyTimeoutPressure", "warning", ed, origin)
 			ann := common()
-			t := ed.timeout(cfg)
+			t := ev.timeoutMs
 			if t > 0 {
 				ann["timeout"] = ms(t)
 			}

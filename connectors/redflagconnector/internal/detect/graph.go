@@ -141,7 +141,7 @@ func (e *Engine) incidents(g *graph) []*incident {
 		}
 		cfg := e.cfg.Cascade
 		for _, ed := range inc.edges {
-			if ed.ev.spike || ed.ev.pressure || (ed.flagged && (ed.ev.spikeKeep || ed.ev.pressureKeep)) {
+			if ed.ev.spike || ed.ev.pressure || ed.ev.fast || (ed.flagged && (ed.ev.spikeKeep || ed.ev.pressureKeep)) {
 				inc.failing = true
 				if ed.errTrace != ([16]byte{}) {
 					inc.trace = ed.errTrace

@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -17,6 +19,9 @@ type satPoint struct {
 	used, limit, waiters float64
 	hasUsed, hasLimit    bool
 	hasWaiters           bool
+	timeouts             float64
+	timeoutsGrew         bool
+	hasTimeouts          bool
 	at                   time.Time
 	ratio                bool // used is already a 0..1 ratio
 }
@@ -84,13 +89,15 @@ func (st *satState) apply(now time.Time, s *MetricSample, rules []SaturationRule
 			role = 2
 		case r.Waiters:
 			role = 3
+		case r.Timeouts:
+			role = 4
 		default:
 			continue
 		}
 		if role == 1 && !attrsMatch(s.Attrs, r.Attributes) {
 			continue
 		}
-		p := st.point(r.Resource+"\x00"+r.Metric, s.Instance)
+		p := st.point(r.Resource+"\x00"+r.Metric, s.Instance+groupKey(s.Attrs, r.Attributes))
 		if p == nil {
 			return
 		}
@@ -102,8 +109,33 @@ func (st *satState) apply(now time.Time, s *MetricSample, rules []SaturationRule
 			p.limit, p.hasLimit = s.Value, true
 		case 3:
 			p.waiters, p.hasWaiters = s.Value, true
+		case 4:
+			p.timeoutsGrew = p.hasTimeouts && s.Value > p.timeouts
+			p.timeouts, p.hasTimeouts = s.Value, true
 		}
 	}
+}
+
+// groupKey tells apart the points of one instance that describe different
+// things (two connection pools): the values of the attributes the rule does
+// not filter on.
+func groupKey(attrs, filter map[string]string) string {
+	if len(attrs) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		if _, f := filter[k]; !f {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteByte('|')
+		b.WriteString(attrs[k])
+	}
+	return b.String()
 }
 
 func attrsMatch(have, want map[string]string) bool {
@@ -125,6 +157,7 @@ func (st *satState) evaluate(cfg SaturationConfig, now time.Time, bk int64, inbo
 		resource := key[:indexNul(key)]
 		rule := ruleFor(cfg.Rules, key)
 		for inst, p := range m {
+			inst, _, _ = strings.Cut(inst, "|")
 			if now.Sub(p.at) > fresh || !p.hasUsed {
 				continue
 			}
@@ -138,12 +171,18 @@ func (st *satState) evaluate(cfg SaturationConfig, now time.Time, bk int64, inbo
 			if u < cfg.Threshold {
 				continue
 			}
-			if rule != nil && rule.Waiters != "" && !(p.hasWaiters && p.waiters > 0) {
+			if rule != nil && rule.Waiters != "" && !(p.hasWaiters && p.waiters > 0) && !p.timeoutsGrew {
 				continue
 			}
 			st.ev = append(st.ev, satHit{resource: resource, instance: inst, value: u, waiters: p.waiters})
 		}
 	}
+	sort.Slice(st.ev, func(i, j int) bool {
+		if st.ev[i].resource != st.ev[j].resource {
+			return st.ev[i].resource < st.ev[j].resource
+		}
+		return st.ev[i].value > st.ev[j].value || st.ev[i].value == st.ev[j].value && st.ev[i].instance < st.ev[j].instance
+	})
 	for inst, a := range st.active {
 		if now.Sub(a.at) > fresh {
 			continue

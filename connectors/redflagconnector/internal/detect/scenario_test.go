@@ -198,7 +198,7 @@ func fillCounts(t *testing.T, c *Counts, kv map[string]string) {
 			d = slowDur
 		}
 		failed := i < errors
-		c.Observe(d, failed, class, !failed && i >= calls-c4xx, i >= calls-retries)
+		c.Observe(d, Outcome{Failed: failed, Class: class, Client4xx: !failed && i >= calls-c4xx, Retry: i >= calls-retries, OwnTimeout: failed && class == ClassTimeout})
 	}
 	c.JoinedParents, c.JoinedCalls = num(t, kv, "jp"), num(t, kv, "jc")
 	c.JoinedErr, c.JoinedPropagated = num(t, kv, "je"), num(t, kv, "jprop")

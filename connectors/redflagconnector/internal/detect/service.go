@@ -47,11 +47,14 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 	ev.err5, ev.err1 = ratio(ev.w5.Errors, ev.w5.Calls), ratio(ev.w1.Errors, ev.w1.Calls)
 	es := cfg.ErrorSpike
 	thr := math.Max(es.MinRatio, es.BaselineFactor*s.baseErr.v+es.BaselineOffset)
-	ev.failing = ev.w5.Calls >= es.MinCalls && ev.err5 >= thr && (ev.err1 >= thr/2 || ev.w1.Calls < 10) &&
-		significant(float64(ev.w5.Errors), float64(ev.w5.Calls), math.Max(s.baseErr.v, 0.001), minInfo)
+	p0 := math.Max(s.baseErr.v, 0.001)
+	ev.failing = (ev.w5.Calls >= es.MinCalls && ev.err5 >= thr && (ev.err1 >= thr/2 || ev.w1.Calls < 10) &&
+		significant(float64(ev.w5.Errors), float64(ev.w5.Calls), p0, minInfo)) ||
+		(ev.w1.Calls >= es.MinCalls && ev.err1 >= thr && significant(float64(ev.w1.Errors), float64(ev.w1.Calls), p0, minInfo))
 	p99 := ev.w5.Quantile(0.99)
-	ev.slow = s.baseP99.ready(12) && ev.w5.Calls >= es.MinCalls &&
-		p99 >= cfg.Cascade.LatencyFactor*s.baseP99.v && p99 >= float64(cfg.Cascade.MinLatency.Milliseconds())
+	slowBar := max(cfg.Cascade.LatencyFactor*s.baseP99.v, float64(cfg.Cascade.MinLatency.Milliseconds()))
+	ev.slow = s.baseP99.ready(12) && ev.w5.Calls >= es.MinCalls && p99 >= slowBar &&
+		(ev.w1.Calls < 10 || ev.w1.Quantile(0.99) >= slowBar)
 	ev.ownShare = -1
 	if ev.w5.JoinedErr >= 5 {
 		ev.ownShare = ratio(ev.w5.OwnErrors, ev.w5.JoinedErr)

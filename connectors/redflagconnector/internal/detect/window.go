@@ -112,22 +112,34 @@ func (c *Counts) Add(o *Counts) {
 	c.TimeoutN += o.TimeoutN
 }
 
+// Outcome is how one call ended.
+type Outcome struct {
+	Failed    bool
+	Class     Class
+	Client4xx bool // the caller's fault: counted apart, not a failure
+	Retry     bool
+	// OwnTimeout: the caller gave up at its own timeout (a client-side
+	// deadline), so the call's duration is the timeout. A 504 or 408 is a
+	// timeout somewhere else and teaches nothing about the caller's.
+	OwnTimeout bool
+}
+
 // Observe records one call.
-func (c *Counts) Observe(ms float64, failed bool, class Class, client4xx, retry bool) {
+func (c *Counts) Observe(ms float64, o Outcome) {
 	c.Calls++
 	c.Hist[BinOf(ms)]++
 	c.DurMsSum += ms
-	if failed {
+	if o.Failed {
 		c.Errors++
-		c.Class[class]++
-		if class == ClassTimeout {
+		c.Class[o.Class]++
+		if o.OwnTimeout {
 			c.TimeoutMsSum += float32(ms)
 			c.TimeoutN++
 		}
-	} else if client4xx {
+	} else if o.Client4xx {
 		c.Client4xx++
 	}
-	if retry {
+	if o.Retry {
 		c.Retries++
 	}
 }

@@ -161,53 +161,57 @@ func grpcClientCode(c int64) bool {
 
 // outcome classifies a span. An error is status ERROR, HTTP >= 500 (and 408,
 // 429), a gRPC code other than OK and the client-fault codes, or error.type.
-// HTTP 4xx and client-fault gRPC codes count apart (client4xx), even where an
+// HTTP 4xx and client-fault gRPC codes count apart (Client4xx), even where an
 // instrumentation set status ERROR on a client span for them, as the
 // semantic conventions tell it to.
-func (f *facts) outcome(status ptrace.StatusCode) (failed bool, class detect.Class, client4xx bool) {
-	class = detect.ClassOther
+func (f *facts) outcome(status ptrace.StatusCode) detect.Outcome {
+	o := detect.Outcome{Class: detect.ClassOther}
 	switch s := f.httpStatus; {
 	case s >= 500:
-		failed = true
+		o.Failed = true
 		switch s {
 		case 504:
-			class = detect.ClassTimeout
+			o.Class = detect.ClassTimeout
 		case 503:
-			class = detect.ClassOverload
+			o.Class = detect.ClassOverload
 		}
 	case s == 408:
-		return true, detect.ClassTimeout, false
+		o.Failed, o.Class = true, detect.ClassTimeout
+		return o
 	case s == 429:
-		return true, detect.ClassOverload, false
+		o.Failed, o.Class = true, detect.ClassOverload
+		return o
 	case s >= 400:
-		client4xx = true
+		o.Client4xx = true
 	}
 	if c := f.grpcCode; c > 0 {
 		if grpcClientCode(c) {
-			client4xx = client4xx || !failed
+			o.Client4xx = o.Client4xx || !o.Failed
 		} else {
-			failed = true
+			o.Failed = true
 			switch c {
 			case 4:
-				class = detect.ClassTimeout
+				o.Class, o.OwnTimeout = detect.ClassTimeout, f.httpStatus < 0
 			case 8, 14:
-				class = detect.ClassOverload
+				o.Class = detect.ClassOverload
 			}
 		}
 	}
-	if client4xx && !failed {
-		return false, class, true
+	if o.Client4xx && !o.Failed {
+		return o
 	}
+	o.Client4xx = false
 	if f.errorType != "" && !numeric(f.errorType) {
-		failed = true
-		if c, ok := errorTypeClass(f.errorType); ok && class == detect.ClassOther {
-			class = c
+		o.Failed = true
+		if c, ok := errorTypeClass(f.errorType); ok && o.Class == detect.ClassOther {
+			o.Class = c
+			o.OwnTimeout = c == detect.ClassTimeout && f.httpStatus < 0
 		}
 	}
 	if status == ptrace.StatusCodeError {
-		failed = true
+		o.Failed = true
 	}
-	return failed, class, false
+	return o
 }
 
 func numeric(s string) bool {

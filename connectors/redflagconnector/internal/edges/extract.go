@@ -156,14 +156,21 @@ func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 					continue
 				}
 				f.read(sp.Attributes())
-				failed, class, c4xx := f.outcome(sp.Status().Code())
+				o := f.outcome(sp.Status().Code())
+				if o.Failed && o.Class == detect.ClassOther && f.errorType == "" {
+					if o.Class = exceptionClass(sp.Events()); o.Class == detect.ClassTimeout && f.httpStatus < 0 {
+						o.OwnTimeout = true
+					}
+				}
+				failed := o.Failed
 				ms := 0.0
 				if e, s := sp.EndTimestamp(), sp.StartTimestamp(); e > s {
 					ms = float64(e-s) / 1e6
 				}
 				if kind == ptrace.SpanKindServer || kind == ptrace.SpanKindConsumer {
 					d := bi.service(b, svc)
-					d.Observe(ms, failed, class, c4xx, false)
+					o.Retry, o.OwnTimeout = false, false
+					d.Observe(ms, o)
 					if failed && d.ErrTrace == ([16]byte{}) {
 						d.ErrTrace = sp.TraceID()
 					}
@@ -178,8 +185,9 @@ func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 					continue
 				}
 				retry := f.resend > 0
+				o.Retry = retry
 				d := bi.edge(b, svc, callee)
-				d.Observe(ms, failed, class, c4xx, retry)
+				d.Observe(ms, o)
 				if failed && d.ErrTrace == ([16]byte{}) {
 					d.ErrTrace = sp.TraceID()
 				}
@@ -365,6 +373,24 @@ func (x *Extractor) Logs(ld plog.Logs, b *detect.Batch) {
 	x.stats.LogRecords += total
 	x.stats.ErrorLogs += errs
 	x.mu.Unlock()
+}
+
+// exceptionClass reads the failure class from a span's exception events, for
+// instrumentations that record a timeout only as an exception
+// (java.net.SocketTimeoutException) and set no error.type.
+func exceptionClass(evs ptrace.SpanEventSlice) detect.Class {
+	for i := 0; i < evs.Len(); i++ {
+		ev := evs.At(i)
+		if ev.Name() != "exception" {
+			continue
+		}
+		if v, ok := ev.Attributes().Get("exception.type"); ok {
+			if c, ok := errorTypeClass(v.Str()); ok {
+				return c
+			}
+		}
+	}
+	return detect.ClassOther
 }
 
 func isErrorLog(lr plog.LogRecord) bool {

@@ -96,12 +96,12 @@ func TestCalleeAndClassAcrossSemconv(t *testing.T) {
 			require.NoError(t, m.FromRaw(c.attrs))
 			f.read(m)
 			assert.Equal(t, c.callee, f.callee())
-			failed, class, c4xx := f.outcome(c.status)
-			assert.Equal(t, c.failed, failed, "failed")
+			o := f.outcome(c.status)
+			assert.Equal(t, c.failed, o.Failed, "failed")
 			if c.failed {
-				assert.Equal(t, c.class.String(), class.String(), "class")
+				assert.Equal(t, c.class.String(), o.Class.String(), "class")
 			}
-			assert.Equal(t, c.client4xx, c4xx, "client4xx")
+			assert.Equal(t, c.client4xx, o.Client4xx, "client4xx")
 		})
 	}
 }

@@ -1,0 +1,155 @@
+// Command evalredflags runs every simulator scenario over held-out seeds
+// through the red-flag detectors and reports precision, recall, origin
+// accuracy, time to detect and false alarms; with -results it rewrites the
+// evaluation section of benchmarks/RESULTS.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
+	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/eval"
+	"github.com/vigilhq/vigil/internal/simulate"
+)
+
+func main() {
+	seeds := flag.String("seeds", "101-110", "seeds to run (held apart from the tuning seeds 1-20)")
+	scenarios := flag.String("scenarios", "", "comma-separated scenarios (default: all)")
+	negHours := flag.Float64("negative-hours", 24, "simulated hours per negative control (one seed)")
+	rate := flag.Float64("rate", 30, "root requests per second")
+	verbose := flag.Bool("v", false, "print every run")
+	flag.Parse()
+	lo, hi := 101, 110
+	if _, err := fmt.Sscanf(*seeds, "%d-%d", &lo, &hi); err != nil {
+		fmt.Fprintln(os.Stderr, "bad -seeds:", err)
+		os.Exit(2)
+	}
+	names := simulate.ScenarioNames()
+	if *scenarios != "" {
+		names = strings.Split(*scenarios, ",")
+	}
+	infos := map[string]simulate.ScenarioInfo{}
+	for _, i := range simulate.Scenarios() {
+		infos[i.Name] = i
+	}
+	type job struct {
+		scenario string
+		seed     int64
+		o        eval.Options
+	}
+	var jobs []job
+	base := eval.Options{Rate: *rate, FaultAfter: 15 * time.Minute, FaultDuration: 10 * time.Minute, After: 10 * time.Minute,
+		Config: detect.DefaultConfig(), JoinSample: 0.25}
+	for _, n := range names {
+		info, ok := infos[n]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "unknown scenario %q\n", n)
+			os.Exit(2)
+		}
+		if info.Negative {
+			o := base
+			o.Duration = time.Duration(*negHours * float64(time.Hour))
+			o.Rate = min(*rate, 20)
+			jobs = append(jobs, job{n, int64(lo), o})
+			continue
+		}
+		for s := lo; s <= hi; s++ {
+			jobs = append(jobs, job{n, int64(s), base})
+		}
+	}
+	results := make([]eval.Score, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	start := time.Now()
+	for i, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r, err := eval.Simulate(j.scenario, j.seed, j.o)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			results[i] = eval.ScoreRun(r)
+			if *verbose {
+				fmt.Fprintf(os.Stderr, "%-22s seed %3d  %6.1fM spans  %5.1fs  firings %d  fp %d\n", j.scenario, j.seed,
+					float64(r.Spans)/1e6, r.Wall.Seconds(), len(r.Firings), len(results[i].FalsePositives))
+			}
+		}()
+	}
+	wg.Wait()
+	var all, single, cascade eval.Summary
+	perScenario := map[string]*eval.Summary{}
+	for i, s := range results {
+		neg := infos[jobs[i].scenario].Negative
+		all.Add(s, neg)
+		if len(s.Run.Truth.Faults) == 1 {
+			single.Add(s, neg)
+		}
+		ps := perScenario[jobs[i].scenario]
+		if ps == nil {
+			ps = &eval.Summary{}
+			perScenario[jobs[i].scenario] = ps
+		}
+		ps.Add(s, neg)
+	}
+	_ = cascade
+	fmt.Printf("red-flag evaluation: seeds %d-%d, %d runs, %s wall\n\n", lo, hi, len(jobs), time.Since(start).Round(time.Second))
+	fmt.Printf("| scenario | runs | detected | origin top-1 | expected alerts met | TTD p50 | TTD p90 | false alarms |\n|---|---|---|---|---|---|---|---|\n")
+	for _, n := range names {
+		ps := perScenario[n]
+		origin := "-"
+		if ps.CascadeFaults > 0 {
+			origin = fmt.Sprintf("%d/%d", ps.OriginRight, ps.CascadeFaults)
+		}
+		det := "-"
+		if ps.Faults > 0 {
+			det = fmt.Sprintf("%d/%d", ps.Detected, ps.Faults)
+		}
+		fa := fmt.Sprintf("%d", ps.FalsePositives)
+		if ps.NegativeHours > 0 {
+			fa = fmt.Sprintf("%d in %.0f h", ps.NegativeFalseAlarms, ps.NegativeHours)
+		}
+		fmt.Printf("| %s | %d | %s | %s | %d/%d | %s | %s | %s |\n", n, ps.Runs, det, origin, ps.ExpectMet, ps.ExpectTotal,
+			dur(eval.Percentile(ps.TTD, 0.5)), dur(eval.Percentile(ps.TTD, 0.9)), fa)
+	}
+	prec := float64(all.TruePositives) / float64(max(1, all.TruePositives+all.FalsePositives))
+	fmt.Printf("\nprecision %.3f (%d of %d firing alerts explained by a fault)\n", prec, all.TruePositives, all.TruePositives+all.FalsePositives)
+	fmt.Printf("recall, single-fault scenarios: %d/%d faults detected\n", single.Detected, single.Faults)
+	fmt.Printf("top-1 origin on cascade scenarios: %d/%d\n", all.OriginRight, all.CascadeFaults)
+	fmt.Printf("time to detect: p50 %s, p90 %s\n", dur(eval.Percentile(all.TTD, 0.5)), dur(eval.Percentile(all.TTD, 0.9)))
+	fmt.Printf("false alarms in negative controls: %d in %.0f simulated hours\n", all.NegativeFalseAlarms, all.NegativeHours)
+	if len(all.Misses) > 0 {
+		fmt.Println("\nmisses:")
+		for _, m := range all.Misses {
+			fmt.Println("  " + m)
+		}
+	}
+	if len(all.Unmet) > 0 {
+		fmt.Println("\nexpected alerts not raised:")
+		for _, m := range all.Unmet {
+			fmt.Println("  " + m)
+		}
+	}
+	if len(all.FalseAlarms) > 0 {
+		fmt.Println("\nunexplained alerts:")
+		for _, m := range all.FalseAlarms {
+			fmt.Println("  " + m)
+		}
+	}
+}
+
+func dur(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(time.Second).String()
+}
