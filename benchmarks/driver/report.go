@@ -207,6 +207,9 @@ func WriteMarkdown(w io.Writer, m Meta, results []Result) error {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f[1], f[2], strings.TrimPrefix(f[3], "vigil="), strings.TrimPrefix(f[4], "peer="), strings.TrimPrefix(f[5], "ratio="))
 		}
 	}
+	if line := t3Cost(results); line != "" {
+		b.WriteString("\n" + line + "\n")
+	}
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n## %s\n\n%s. Items are %s", r.Workload, r.Doc, r.Unit)
 		if r.BytesPerItem > 0 {
@@ -254,4 +257,25 @@ func WriteMarkdown(w io.Writer, m Meta, results []Result) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// t3Cost compares Vigil's T3 with its T2 (the red-flag connector's cost) when
+// both ran.
+func t3Cost(results []Result) string {
+	var t2, t3 *SideResult
+	for i := range results {
+		switch results[i].Workload {
+		case "T2":
+			t2 = results[i].side(Vigil)
+		case "T3":
+			t3 = results[i].side(Vigil)
+		}
+	}
+	c2, c3 := medianOf(t2, "cpu_s_per_million"), medianOf(t3, "cpu_s_per_million")
+	m2, m3 := medianOf(t2, "peak_rss_mib"), medianOf(t3, "peak_rss_mib")
+	if math.IsNaN(c2) || math.IsNaN(c3) {
+		return ""
+	}
+	return fmt.Sprintf("T3 against T2, Vigil (the red-flag connector's cost): CPU-s per million spans %s vs %s (x%.3f), peak RSS %s vs %s MiB (x%.3f).",
+		format(c3), format(c2), c3/c2, format(m3), format(m2), m3/m2)
 }

@@ -535,6 +535,13 @@ func runOnce(ctx context.Context, opts Options, w Workload, l *load, side string
 	if err != nil {
 		return smp, err
 	}
+	// The run's state goes once the agent has stopped (log files can be
+	// hundreds of MiB, in memory under /dev/shm); the agent's log stays.
+	defer func() {
+		for _, d := range []string{e.logDir, e.storageDir, filepath.Join(dir, "vmagent-data")} {
+			_ = os.RemoveAll(d)
+		}
+	}()
 	defer a.stop()
 	if err := a.waitHealthy(ctx, 60*time.Second); err != nil {
 		return smp, err

@@ -474,24 +474,30 @@ func (c *fastGzip) Decompress(r io.Reader) (io.Reader, error) {
 			c.readers.Put(z)
 			return nil, err
 		}
-		return &pooledReader{Reader: z, pool: &c.readers}, nil
+		return &pooledReader{z: z, pool: &c.readers}, nil
 	}
 	z, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, err
 	}
-	return &pooledReader{Reader: z, pool: &c.readers}, nil
+	return &pooledReader{z: z, pool: &c.readers}, nil
 }
 
+// pooledReader returns its gzip.Reader to the pool at EOF, once: a caller
+// that reads again after EOF gets EOF, not a reader another stream now owns.
 type pooledReader struct {
-	*gzip.Reader
+	z    *gzip.Reader
 	pool *sync.Pool
 }
 
 func (r *pooledReader) Read(p []byte) (int, error) {
-	n, err := r.Reader.Read(p)
+	if r.z == nil {
+		return 0, io.EOF
+	}
+	n, err := r.z.Read(p)
 	if errors.Is(err, io.EOF) {
-		r.pool.Put(r.Reader)
+		r.pool.Put(r.z)
+		r.z = nil
 	}
 	return n, err
 }

@@ -40,7 +40,11 @@ func TestGeneratorTraffic(t *testing.T) {
 
 		st := g.Stats()
 		require.Zero(t, st.Errors)
-		require.Equal(t, st.Spans, sink.Spans.Load(), "what the generator counts as accepted arrived")
+		// What the generator counts as accepted arrived; requests in flight at
+		// the cancel may have arrived without being counted.
+		got := sink.Spans.Load()
+		require.GreaterOrEqual(t, got, st.Spans)
+		require.LessOrEqual(t, got, st.Spans+int64(cfg.Concurrency)*int64(cfg.SpansPerRequest+cfg.SpansPerTrace))
 
 		perTrace := map[pcommon.TraceID]int{}
 		lateSpans, errTraces, slowTraces, oldNames, newNames := 0, 0, 0, 0, 0
@@ -83,10 +87,9 @@ func TestGeneratorTraffic(t *testing.T) {
 			}
 		}
 		errTraces = len(errs)
-		require.Equal(t, st.Spans, int64(len(perTrace)*cfg.SpansPerTrace+lateSpans), "every trace ID is unique")
+		require.Equal(t, got, int64(len(perTrace)*cfg.SpansPerTrace+lateSpans), "every trace ID is unique")
 		require.Positive(t, errTraces)
 		require.Positive(t, slowTraces)
-		t.Logf("gzip=%v spans=%d traces=%d late=%d err=%d slow=%d", gz, st.Spans, len(perTrace), lateSpans, errTraces, slowTraces)
 		require.Positive(t, lateSpans)
 		require.Positive(t, oldNames)
 		require.Positive(t, newNames)
