@@ -474,11 +474,14 @@ func takeSnapshot(ctx context.Context, opts Options, w Workload, l *load, a *age
 	if s.cpu, err = procCPU(a.pid()); err != nil {
 		return s, err
 	}
-	if s.busy, err = cpuBusy(opts.AgentCPU); err != nil {
-		return s, err
-	}
-	if s.loadBusy, err = cpuBusy(opts.LoadCPU); err != nil {
-		return s, err
+	if opts.Pin {
+		// Per-CPU figures mean something only when the agent owns its CPU.
+		if s.busy, err = cpuBusy(opts.AgentCPU); err != nil {
+			return s, err
+		}
+		if s.loadBusy, err = cpuBusy(opts.LoadCPU); err != nil {
+			return s, err
+		}
 	}
 	if s.harness, err = procCPU(os.Getpid()); err != nil {
 		return s, err
@@ -629,7 +632,9 @@ func runOnce(ctx context.Context, opts Options, w Workload, l *load, side string
 	smp.PeakRSSMiB = hwm / (1 << 20)
 	smp.MedianRSSMiB = median(rss) / (1 << 20)
 	smp.Refused, smp.Dropped, smp.Evicted = ref1-ref0, drop1-drop0, ev1-ev0
-	smp.OtherCPUS = max(s1.busy-s0.busy-smp.CPUS, 0)
+	if opts.Pin {
+		smp.OtherCPUS = max(s1.busy-s0.busy-smp.CPUS, 0)
+	}
 	smp.OtherCPUPct = 100 * smp.OtherCPUS / smp.WindowS
 	smp.SinkPerS = (s1.sink - s0.sink) / smp.WindowS
 	smp.LoadCPUPct = 100 * (s1.loadBusy - s0.loadBusy) / smp.WindowS
