@@ -90,7 +90,8 @@ func TestResultLines(t *testing.T) {
 	}, ResultLines(r))
 	var md bytes.Buffer
 	require.NoError(t, WriteMarkdown(&md, Meta{Reps: 3}, []Result{r}))
-	require.Contains(t, md.String(), "| items/s accepted | 200.0 [100.0–300.0] | 100.0 | n/a (no binary) | 2.000 [1.000–3.000] | n/a |")
+	require.Contains(t, md.String(), "| items/s accepted | 200.0 [100.0–300.0] | 100.0 | n/a | 2.000 [1.000–3.000] | n/a |")
+	require.Contains(t, md.String(), "vmagent: n/a, no binary")
 }
 
 // binary returns the binary named by env, or builds it from dir into the

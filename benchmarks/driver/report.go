@@ -142,13 +142,17 @@ func ResultLines(r Result) []string {
 
 // Meta describes where and how a set of results was measured.
 type Meta struct {
-	Date, Commit, Machine, Go string
-	Reps                      int
-	Pinned                    string
-	Priority                  string
-	LoadBefore, LoadAfter     string
-	GenCheck                  []string
-	Duration                  time.Duration
+	Date       string        `json:"date"`
+	Commit     string        `json:"commit"`
+	Machine    string        `json:"machine"`
+	Go         string        `json:"go"`
+	Reps       int           `json:"reps"`
+	Pinned     string        `json:"pinned"`
+	Priority   string        `json:"priority"`
+	LoadBefore string        `json:"load_before"`
+	LoadAfter  string        `json:"load_after"`
+	GenCheck   []string      `json:"gencheck"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 var tableMetrics = []struct{ key, label string }{
@@ -171,7 +175,7 @@ func cell(sr *SideResult, metric string) string {
 		return "n/a"
 	}
 	if sr.NA != "" {
-		return "n/a (" + strings.ReplaceAll(sr.NA, "|", "/") + ")"
+		return "n/a"
 	}
 	s := spreadOf(sr.values(metric))
 	if s.Min == s.Max {
@@ -253,6 +257,11 @@ func WriteMarkdown(w io.Writer, m Meta, results []Result) error {
 				row += fmt.Sprintf(" %.3f [%.3f–%.3f] |", s.Med, s.Min, s.Max)
 			}
 			b.WriteString(row + "\n")
+		}
+		for _, sd := range r.Sides {
+			if sd.NA != "" {
+				fmt.Fprintf(&b, "\n%s: n/a, %s\n", sd.Side, strings.ReplaceAll(sd.NA, "|", "/"))
+			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())

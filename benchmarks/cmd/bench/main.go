@@ -56,8 +56,15 @@ func run() error {
 		nice      = flag.Int("autogroup-nice", -10, "nice value for this session's autogroup (needs root); 0 leaves it")
 		gencheck  = flag.Bool("gencheck", false, "only measure the trace generator against the sink")
 		list      = flag.Bool("list", false, "list the workloads")
+		fromJSON  = flag.String("from-json", "", "rewrite -md from the JSON a full run saved under -json with this timestamp prefix (e.g. 20261126T090936Z), without running anything")
 	)
 	flag.Parse()
+	if *fromJSON != "" {
+		if *resultsMD == "" {
+			return errors.New("-from-json needs -md")
+		}
+		return rewrite(*jsonDir, *fromJSON, *resultsMD)
+	}
 	if *list {
 		for _, w := range driver.Workloads() {
 			fmt.Printf("%-8s %s\n", w.Name, w.Doc)
@@ -153,6 +160,15 @@ func run() error {
 	}
 	meta.LoadAfter = driver.LoadAvg()
 	meta.Duration = time.Since(start)
+	if *resultsMD != "" && *jsonDir != "" {
+		b, err := json.MarshalIndent(meta, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(*jsonDir, start.UTC().Format("20060102T150405Z")+"-meta.json"), b, 0o644); err != nil {
+			return err
+		}
+	}
 	if *resultsMD != "" {
 		f, err := os.Create(*resultsMD)
 		if err != nil {
@@ -232,6 +248,43 @@ func writeJSON(dir string, start time.Time, r driver.Result) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, start.UTC().Format("20060102T150405Z")+"-"+r.Workload+".json"), b, 0o644)
+}
+
+// rewrite regenerates the results document from a full run's saved JSON, in
+// the workloads' order, e.g. after a change to the report's layout.
+func rewrite(dir, prefix, md string) error {
+	var meta driver.Meta
+	b, err := os.ReadFile(filepath.Join(dir, prefix+"-meta.json"))
+	if err != nil {
+		return fmt.Errorf("cannot read the run's meta: %w", err)
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return fmt.Errorf("cannot read the run's meta: %w", err)
+	}
+	var results []driver.Result
+	for _, w := range driver.Workloads() {
+		b, err := os.ReadFile(filepath.Join(dir, prefix+"-"+w.Name+".json"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var r driver.Result
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("cannot read %s: %w", w.Name, err)
+		}
+		results = append(results, r)
+	}
+	f, err := os.Create(md)
+	if err != nil {
+		return err
+	}
+	if err := driver.WriteMarkdown(f, meta, results); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func commit() string {
