@@ -116,3 +116,26 @@ func FuzzCountItems(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCountItems measures the counting sink's per-request work on a
+// 1000-span request.
+func BenchmarkCountItems(b *testing.B) {
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	for i := 0; i < 1000; i++ {
+		sp := ss.AppendEmpty()
+		sp.SetName("GET /api/orders/{id}")
+		sp.Attributes().PutStr("http.request.method", "GET")
+		sp.Attributes().PutInt("http.response.status_code", 200)
+	}
+	var m ptrace.ProtoMarshaler
+	raw, err := m.MarshalTraces(td)
+	require.NoError(b, err)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if n, err := CountItems(raw, true, false); err != nil || n != 1000 {
+			b.Fatal(n, err)
+		}
+	}
+}

@@ -89,3 +89,15 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecode measures decoding one remote-write request of 2000 series.
+func BenchmarkDecode(b *testing.B) {
+	raw := v1Request(2000, 1)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := Decode(raw, "application/x-protobuf"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
