@@ -43,6 +43,7 @@ type Sink struct {
 	// URL is the remote-write URL to configure senders with.
 	URL string
 
+	// Series, Samples and Histograms count what the accepted requests held.
 	Series, Samples, Histograms atomic.Int64
 	// Requests counts requests decoded; Errors those rejected.
 	Requests, Errors atomic.Int64
