@@ -9,14 +9,28 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := $(CURDIR)/bin/vigil
+# The benchmark peer: upstream components only, its own module (benchmarks/peer).
+PEER_BIN    := $(CURDIR)/bin/peer
+# vmagent, M1's second peer, installed once into a gitignored cache.
+VMAGENT_BIN := $(CURDIR)/benchmarks/.cache/bin/vmagent
 
-.PHONY: all build run test test-deps unit e2e lint fmt tidy bench eval-redflags clean
+.PHONY: all build peer vmagent run test test-deps unit e2e lint fmt tidy bench eval-redflags clean
 
 all: build
 
 # One build per invocation; tests reuse it through VIGIL_BIN.
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
+
+# The upstream collector the benchmarks compare against, built from the same
+# module versions and replace pins as vigil (benchmarks/peer/go.mod).
+peer:
+	cd benchmarks/peer && $(GO) build -trimpath -ldflags "-s -w" -o $(PEER_BIN) .
+
+vmagent: $(VMAGENT_BIN)
+
+$(VMAGENT_BIN):
+	GOBIN=$(dir $(VMAGENT_BIN)) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0
 
 run: build
 	@echo "vigil: OTLP in on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP); own metrics on 127.0.0.1:8888/metrics;"
@@ -28,8 +42,8 @@ run: build
 test-deps:
 	scripts/test-deps.sh
 
-test: test-deps build
-	VIGIL_BIN=$(BIN) $(GO) test -count=1 -timeout 30m ./...
+test: test-deps build peer
+	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) $(GO) test -count=1 -timeout 30m ./...
 
 # Unit tests only (no binary, no backends).
 unit:
@@ -41,6 +55,7 @@ e2e: build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd benchmarks/peer && $(GO) vet .
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -49,9 +64,17 @@ fmt:
 # proxy here (scraper/scrapertest v0.161.0, pkg/semconvtest); -e keeps tidy going.
 tidy:
 	$(GO) mod tidy -e
+	cd benchmarks/peer && $(GO) mod tidy -e
 
-bench:
-	@echo "bench: not yet (see the benchmarks issue)"
+# Side-by-side benchmark (benchmarks/README.md). `make bench WORKLOAD=T1` runs one
+# workload (or a comma-separated list); `make bench` runs them all and rewrites
+# benchmarks/RESULTS.md. Extra driver flags: BENCH_FLAGS="-reps 5 -window 30s".
+# vmagent is best effort: without it M1's vmagent side is reported n/a.
+bench: build peer
+	-@$(MAKE) --no-print-directory vmagent
+	$(GO) build -o $(CURDIR)/bin/bench ./benchmarks/cmd/bench
+	$(CURDIR)/bin/bench -workload $(or $(WORKLOAD),all) $(if $(WORKLOAD),,-md benchmarks/RESULTS.md) \
+		-vigil $(BIN) -peer $(PEER_BIN) -vmagent $(VMAGENT_BIN) $(BENCH_FLAGS)
 
 # Every simulator scenario over held-out seeds through the red-flag detectors
 # (about 10 minutes on 2 cores); EVAL_FLAGS="-seeds 1-5" for the tuning seeds.
