@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -206,6 +207,9 @@ func TestEmbeddedDefault(t *testing.T) {
 	const n = 37
 	for i := range n {
 		_, span := tp.Tracer("e2e").Start(ctx, fmt.Sprintf("op-%d", i))
+		if i == 0 {
+			span.SetStatus(codes.Error, "boom") // the default keeps every failed trace
+		}
 		span.End()
 	}
 	require.NoError(t, tp.Shutdown(ctx))
@@ -226,7 +230,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		return accepted == n
 	})
 	require.True(t, ok, "otelcol_receiver_accepted_spans = %d, want %d", accepted, n)
-	// The debug exporter shows the data arriving.
+	// The debug exporter shows the sampled data arriving.
 	require.True(t, otlpsink.WaitFor(10*time.Second, func() bool { return strings.Contains(a.log.String(), "Traces") }))
 
 	resp, err := http.Get("http://127.0.0.1:8889/metrics")

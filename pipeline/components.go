@@ -45,6 +45,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector"
+	"github.com/vigilhq/vigil/processors/tailsamplingprocessor"
 	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver"
 )
 
@@ -80,6 +81,7 @@ func Components() (otelcol.Factories, error) {
 		attributesprocessor.NewFactory(),
 		filterprocessor.NewFactory(),
 		transformprocessor.NewFactory(),
+		tailsamplingprocessor.NewFactory(),
 	)
 	if err != nil {
 		return f, err

@@ -25,6 +25,8 @@ type Builder struct {
 	Flags *atomic.Pointer[FlagSet]
 	// RedFlagStatus collects the status extension names red_flag policies use.
 	RedFlagStatus []string
+	// Built holds the policies BuildAll returned, for the caller's convenience.
+	Built []Policy
 }
 
 type buildFunc func(b *Builder, c *Config, l level) (Evaluator, error)

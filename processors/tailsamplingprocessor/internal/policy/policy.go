@@ -162,6 +162,12 @@ func (c *Compiler) MergeSpan(sum *store.Summary, matched, errBits uint64) {
 	sum.Errored |= errBits
 }
 
+// HasOTTL reports whether OTTL predicates need first-event merging.
+func (c *Compiler) HasOTTL() bool { return len(c.ottl) > 0 }
+
+// HasResourcePredicates reports whether ResourceBits does any work.
+func (c *Compiler) HasResourcePredicates() bool { return len(c.resource) > 0 }
+
 // HasLatency reports whether latency predicates need each span's times in order.
 func (c *Compiler) HasLatency() bool { return len(c.latency) > 0 }
 

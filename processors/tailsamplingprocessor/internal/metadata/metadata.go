@@ -1,0 +1,127 @@
+// Package metadata holds the tail sampler's type, stability and its own
+// telemetry, written by hand in the shape mdatagen generates (mdatagen's
+// v0.161.0 dependencies are not served by the module proxy here). Metric
+// names the contrib processor also has keep its names, so dashboards carry over.
+package metadata
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Type is the processor's config type, the contrib processor's.
+var Type = component.MustNewType("tail_sampling")
+
+// ScopeName is the instrumentation scope of the processor's own telemetry.
+const ScopeName = "github.com/vigilhq/vigil/processors/tailsamplingprocessor"
+
+// TracesStability is the stability of the traces processor.
+const TracesStability = component.StabilityLevelAlpha
+
+// TelemetryBuilder holds the processor's own metrics (see metadata.yaml).
+type TelemetryBuilder struct {
+	CountTracesSampled       metric.Int64Counter
+	GlobalCountTracesSampled metric.Int64Counter
+	PolicyEvaluationError    metric.Int64Counter
+	DecisionTimerLatency     metric.Int64Histogram
+	NewTraceIDReceived       metric.Int64Counter
+	EarlyReleasesFromCache   metric.Int64Counter
+	TracesDroppedTooLarge    metric.Int64Counter
+	SpansReceived            metric.Int64Counter
+	DecidedEarly             metric.Int64Counter
+	DecisionLatency          metric.Float64Histogram
+	ExportFailed             metric.Int64Counter
+	Restored                 metric.Int64Counter
+	registration             metric.Registration
+}
+
+// Gauges is read by the observable instruments at collection time.
+type Gauges interface {
+	// Gauges returns traces waiting, bytes buffered (live), bytes mapped by
+	// the span arena, the memory budget, and cumulative cache evictions
+	// (sampled, not sampled).
+	Gauges() (traces, buffered, mapped, budget, evictedSampled, evictedNotSampled int64)
+}
+
+// NewTelemetryBuilder creates the instruments on set's MeterProvider.
+func NewTelemetryBuilder(set component.TelemetrySettings, g Gauges) (*TelemetryBuilder, error) {
+	m := set.MeterProvider.Meter(ScopeName)
+	tb := &TelemetryBuilder{}
+	var err error
+	ctr := func(name, desc, unit string) metric.Int64Counter {
+		if err != nil {
+			return nil
+		}
+		var c metric.Int64Counter
+		c, err = m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		return c
+	}
+	const p = "otelcol_processor_tail_sampling_"
+	tb.CountTracesSampled = ctr(p+"count_traces_sampled", "Traces each policy voted on, by policy and vote.", "{traces}")
+	tb.GlobalCountTracesSampled = ctr(p+"global_count_traces_sampled", "Final decisions, by decision.", "{traces}")
+	tb.PolicyEvaluationError = ctr(p+"sampling_policy_evaluation_error", "Policy evaluations that failed (an OTTL error with error_mode propagate); the policy abstains.", "{errors}")
+	tb.NewTraceIDReceived = ctr(p+"new_trace_id_received", "Traces seen for the first time.", "{traces}")
+	tb.EarlyReleasesFromCache = ctr(p+"early_releases_from_cache_decision", "Late spans that followed their trace's cached decision, by sampled.", "{spans}")
+	tb.TracesDroppedTooLarge = ctr(p+"traces_dropped_too_large", "Traces not sampled because they exceeded maximum_trace_size_bytes.", "{traces}")
+	tb.SpansReceived = ctr(p+"spans_received", "Spans received.", "{spans}")
+	tb.DecidedEarly = ctr(p+"decided_early", "Traces decided before decision_wait, by reason: memory (the byte budget was full), traces (the trace table was full), oversized (a span larger than an arena chunk), shutdown.", "{traces}")
+	tb.ExportFailed = ctr(p+"export_failed", "Sampled spans the next component refused.", "{spans}")
+	tb.Restored = ctr(p+"restored", "Traces and cached decisions read back from the storage directory at start, by outcome (restored, unrestorable).", "{traces}")
+	if err != nil {
+		return nil, err
+	}
+	if tb.DecisionTimerLatency, err = m.Int64Histogram(p+"sampling_decision_timer_latency",
+		metric.WithDescription("Time one decision tick took."), metric.WithUnit("ms"),
+		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 50000)); err != nil {
+		return nil, err
+	}
+	if tb.DecisionLatency, err = m.Float64Histogram(p+"decision_latency",
+		metric.WithDescription("Time from a trace's first span to its decision."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.1, 0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120)); err != nil {
+		return nil, err
+	}
+	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
+		if err != nil {
+			return nil
+		}
+		var g metric.Int64ObservableGauge
+		g, err = m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		return g
+	}
+	traces := gauge(p+"sampling_traces_on_memory", "Traces waiting for a decision.", "{traces}")
+	buffered := gauge(p+"buffered_bytes", "Bytes of spans waiting for a decision, outside the Go heap.", "By")
+	mapped := gauge(p+"arena_bytes", "Memory the span arena holds from the OS.", "By")
+	budget := gauge(p+"memory_budget_bytes", "The arena's byte budget (memory_limit_mib).", "By")
+	if err != nil {
+		return nil, err
+	}
+	evicted, err := m.Int64ObservableCounter(p+"cache_evictions", metric.WithDescription("Trace IDs forgotten by a full decision cache, by cache."), metric.WithUnit("{traces}"))
+	if err != nil {
+		return nil, err
+	}
+	sampledAttr := metric.WithAttributes(cacheAttr("sampled"))
+	notSampledAttr := metric.WithAttributes(cacheAttr("not_sampled"))
+	tb.registration, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		t, b, mp, bud, es, en := g.Gauges()
+		o.ObserveInt64(traces, t)
+		o.ObserveInt64(buffered, b)
+		o.ObserveInt64(mapped, mp)
+		o.ObserveInt64(budget, bud)
+		o.ObserveInt64(evicted, es, sampledAttr)
+		o.ObserveInt64(evicted, en, notSampledAttr)
+		return nil
+	}, traces, buffered, mapped, budget, evicted)
+	return tb, err
+}
+
+// Shutdown unregisters the observable instruments.
+func (tb *TelemetryBuilder) Shutdown() {
+	if tb.registration != nil {
+		_ = tb.registration.Unregister()
+	}
+}
+
+func cacheAttr(v string) attribute.KeyValue { return attribute.String("cache", v) }
