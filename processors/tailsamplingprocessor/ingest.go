@@ -163,15 +163,16 @@ func (w *ingest) collect(td ptrace.Traces, p *sampler, now time.Time) {
 	}
 }
 
-// eachSegment calls yield with the group's spans as segments (header, span
-// count, spans), each at most max bytes unless one span alone is larger.
-// The slice is valid until the next call.
-func (w *ingest) eachSegment(g *group, max int, yield func([]byte)) {
+// eachSegment calls yield with the group's spans as segments, each split
+// into its header (resource and scope) and body (span count and spans), the
+// body at most max bytes unless one span alone is larger. The slices are
+// valid until the next call.
+func (w *ingest) eachSegment(g *group, max int, yield func(hdr, body []byte)) {
 	hdr := w.hdr[g.hdrOff:g.hdrEnd]
 	r := g.first
 	for r >= 0 {
-		// Take spans while the segment fits.
-		n, size := 0, len(hdr)+binary.MaxVarintLen32
+		// Take spans while the body fits.
+		n, size := 0, binary.MaxVarintLen32
 		end := r
 		for k := r; k >= 0; k = w.recs[k].next {
 			l := int(w.recs[k].end - w.recs[k].off)
@@ -182,12 +183,11 @@ func (w *ingest) eachSegment(g *group, max int, yield func([]byte)) {
 			n++
 			end = w.recs[k].next
 		}
-		w.seg = append(w.seg[:0], hdr...)
-		w.seg = binary.AppendUvarint(w.seg, uint64(n))
+		w.seg = binary.AppendUvarint(w.seg[:0], uint64(n))
 		for k := r; k != end; k = w.recs[k].next {
 			w.seg = append(w.seg, w.spans[w.recs[k].off:w.recs[k].end]...)
 		}
-		yield(w.seg)
+		yield(hdr, w.seg)
 		r = end
 	}
 }

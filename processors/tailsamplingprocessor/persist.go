@@ -31,7 +31,7 @@ import (
 // so a changed policy configuration still judges them correctly. Cache
 // records carry trace IDs.
 const (
-	snapshotMagic = "VIGIL-TAIL-SAMPLING 1\n"
+	snapshotMagic = "VIGIL-TAIL-SAMPLING 2\n"
 	recTrace      = 1
 	recSampled    = 2
 	recNotSampled = 3
@@ -78,8 +78,9 @@ func (p *sampler) save() error {
 		body = append(body[:0], id[:]...)
 		body = binary.AppendVarint(body, sum.FirstSeen)
 		body = binary.AppendVarint(body, int64(remaining)*int64(p.tick))
-		_ = p.store.Segments(i, func(seg []byte) error {
-			body = binary.AppendUvarint(body, uint64(len(seg)))
+		_ = p.store.Segments(i, func(hdr, seg []byte) error {
+			body = binary.AppendUvarint(body, uint64(len(hdr)+len(seg)))
+			body = append(body, hdr...)
 			body = append(body, seg...)
 			return nil
 		})

@@ -377,10 +377,11 @@ func (p *sampler) recycle(b []byte) {
 }
 
 // appendOut queues a segment of a sampled trace for forwarding. Locked.
-func (p *sampler) appendOut(id [16]byte, seg []byte) {
+func (p *sampler) appendOut(id [16]byte, hdr, body []byte) {
 	p.out = append(p.out, id[:]...)
-	p.out = binary.AppendUvarint(p.out, uint64(len(seg)))
-	p.out = append(p.out, seg...)
+	p.out = binary.AppendUvarint(p.out, uint64(len(hdr)+len(body)))
+	p.out = append(p.out, hdr...)
+	p.out = append(p.out, body...)
 }
 
 // apply merges a collected batch into the trace table. Locked. restored is
@@ -394,7 +395,7 @@ func (p *sampler) apply(now time.Time, w *ingest, remaining time.Duration, first
 		i, ok := p.store.Lookup(id)
 		if !ok {
 			if p.sampled != nil && p.sampled.Contains(id) {
-				w.eachSegment(g, p.arena.MaxSegment(), func(seg []byte) { p.appendOut(id, seg) })
+				w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, hdr, body) })
 				p.lateSampled += int64(g.sum.SpanCount)
 				continue
 			}
@@ -457,22 +458,22 @@ func (p *sampler) apply(now time.Time, w *ingest, remaining time.Duration, first
 // trace itself had to be decided now (it is then gone). Locked.
 func (p *sampler) keep(i uint32, g *group, w *ingest, now time.Time) bool {
 	ok := true
-	w.eachSegment(g, p.arena.MaxSegment(), func(seg []byte) {
+	w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) {
 		if !ok {
 			return
 		}
-		if len(seg) > p.arena.MaxSegment() {
+		if len(body) > p.store.MaxBody() {
 			// One span larger than an arena chunk: decide the trace now with it.
 			p.early[reasonOversized]++
-			p.decideWith(i, now, seg)
+			p.decideWith(i, now, hdr, body)
 			ok = false
 			return
 		}
-		for !p.store.Append(i, seg) {
+		for p.store.HeaderBytes() > p.budget/10 || !p.store.Append(i, hdr, body) {
 			o, found := p.store.Oldest()
 			if !found || o == i {
 				p.early[reasonMemory]++
-				p.decideWith(i, now, seg)
+				p.decideWith(i, now, hdr, body)
 				ok = false
 				return
 			}
@@ -486,15 +487,16 @@ func (p *sampler) keep(i uint32, g *group, w *ingest, now time.Time) bool {
 // decide evaluates the policies on trace i (counting each policy's vote)
 // and carries the decision out. Locked.
 func (p *sampler) decide(i uint32, now time.Time, reason string) {
-	p.decideWith(i, now, nil)
+	p.decideWith(i, now, nil, nil)
 	if reason == reasonShutdown {
 		p.early[reasonShutdown]++
 	}
 }
 
-// decideWith decides trace i; extra is a segment not stored in the arena
-// that belongs to the trace (forwarded too if it is sampled). Locked.
-func (p *sampler) decideWith(i uint32, now time.Time, extra []byte) {
+// decideWith decides trace i; extraHdr and extraBody are a segment not
+// stored in the arena that belongs to the trace (forwarded too if it is
+// sampled). Locked.
+func (p *sampler) decideWith(i uint32, now time.Time, extraHdr, extraBody []byte) {
 	t := policy.Trace{ID: p.store.ID(i), Sum: p.store.Summary(i), Now: now}
 	d, _ := policy.Decide(p.policies, &t, p.cfg.SampleOnFirstMatch, p.votes)
 	for j, v := range p.votes {
@@ -506,8 +508,8 @@ func (p *sampler) decideWith(i uint32, now time.Time, extra []byte) {
 			p.voteCounts[j][v]++
 		}
 	}
-	if extra != nil {
-		p.finishExtra(i, d, now, extra)
+	if extraBody != nil {
+		p.finishExtra(i, d, now, extraHdr, extraBody)
 		return
 	}
 	p.finish(i, d, now, nil, nil)
@@ -519,19 +521,19 @@ func (p *sampler) decideWith(i uint32, now time.Time, extra []byte) {
 func (p *sampler) finish(i uint32, d policy.Decision, now time.Time, w *ingest, g *group) {
 	id := p.store.ID(i)
 	if d == policy.Sampled {
-		_ = p.store.Segments(i, func(seg []byte) error { p.appendOut(id, seg); return nil })
+		_ = p.store.Segments(i, func(hdr, body []byte) error { p.appendOut(id, hdr, body); return nil })
 		if g != nil {
-			w.eachSegment(g, p.arena.MaxSegment(), func(seg []byte) { p.appendOut(id, seg) })
+			w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, hdr, body) })
 		}
 	}
 	p.settle(i, id, d, now)
 }
 
-func (p *sampler) finishExtra(i uint32, d policy.Decision, now time.Time, extra []byte) {
+func (p *sampler) finishExtra(i uint32, d policy.Decision, now time.Time, hdr, body []byte) {
 	id := p.store.ID(i)
 	if d == policy.Sampled {
-		_ = p.store.Segments(i, func(seg []byte) error { p.appendOut(id, seg); return nil })
-		p.appendOut(id, extra)
+		_ = p.store.Segments(i, func(h, b []byte) error { p.appendOut(id, h, b); return nil })
+		p.appendOut(id, hdr, body)
 	}
 	p.settle(i, id, d, now)
 }

@@ -55,8 +55,11 @@ func (a *Arena) Budget() int64 { return int64(a.maxChunks) * int64(a.chunkSize) 
 // Append writes data as a new segment and links it after prev (if non-zero).
 // It returns false, writing nothing, when the segment needs a new chunk and
 // the budget is spent; or when data is larger than MaxSegment.
-func (a *Arena) Append(data []byte, prev Ref) (Ref, bool) {
-	need := segHeader + len(data)
+func (a *Arena) Append(data []byte, prev Ref) (Ref, bool) { return a.Append2(nil, data, prev) }
+
+// Append2 is Append of the concatenation of a and b, without concatenating.
+func (a *Arena) Append2(pre, data []byte, prev Ref) (Ref, bool) {
+	need := segHeader + len(pre) + len(data)
 	if need > a.chunkSize {
 		return 0, false
 	}
@@ -66,9 +69,10 @@ func (a *Arena) Append(data []byte, prev Ref) (Ref, bool) {
 		}
 	}
 	c := a.chunks[a.cur]
-	binary.LittleEndian.PutUint32(c[a.off:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(c[a.off:], uint32(len(pre)+len(data)))
 	binary.LittleEndian.PutUint64(c[a.off+4:], 0)
-	copy(c[a.off+segHeader:], data)
+	copy(c[a.off+segHeader:], pre)
+	copy(c[a.off+segHeader+len(pre):], data)
 	ref := Ref(uint64(a.cur)<<32 | uint64(a.off))
 	a.off += need
 	a.live[a.cur]++

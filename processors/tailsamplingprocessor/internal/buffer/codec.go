@@ -14,9 +14,12 @@
 //	span     = id8 parent8(or 0x00) bytes(tracestate) uvarint(flags) bytes(name)
 //	           uvarint(kind) fixed64(start) fixed64(end) attrs uvarint(dropped)
 //	           events uvarint(dropped) links uvarint(dropped) uvarint(status) bytes(message)
-//	attrs    = uvarint(n) (bytes(key) value)*
-//	value    = type byte, then string/bytes: bytes; bool: byte; int: zigzag varint;
-//	           double: fixed64; array: uvarint(n) value*; map: attrs
+//	attrs    = uvarint(n) (key value)*
+//	key      = uvarint(index<<1|1) for a dictionary key (dict.go), or
+//	           uvarint(len<<1) and the bytes
+//	value    = type byte, then string/bytes: bytes; dictionary string: uvarint(index);
+//	           bool: byte; int: zigzag varint; double: fixed64; array: uvarint(n)
+//	           value*; map: attrs
 package buffer
 
 import (
@@ -38,6 +41,7 @@ const (
 	tBytes
 	tArray
 	tMap
+	tStrDict // a string from dictValues: uvarint index
 )
 
 // maxDepth bounds nested arrays and maps, on encode and decode.
@@ -54,6 +58,10 @@ func appendValue(dst []byte, v pcommon.Value, depth int) []byte {
 	}
 	switch v.Type() {
 	case pcommon.ValueTypeStr:
+		if i, ok := dictValueIndex[v.Str()]; ok {
+			dst = append(dst, tStrDict)
+			return binary.AppendUvarint(dst, i)
+		}
 		dst = append(dst, tStr)
 		return appendBytes(dst, v.Str())
 	case pcommon.ValueTypeBool:
@@ -88,10 +96,20 @@ func appendValue(dst []byte, v pcommon.Value, depth int) []byte {
 	return append(dst, tEmpty)
 }
 
+// appendKey writes an attribute key: uvarint(index<<1|1) for a key in
+// dictKeys, else uvarint(len<<1) and the bytes.
+func appendKey(dst []byte, k string) []byte {
+	if i, ok := dictKeyIndex[k]; ok {
+		return binary.AppendUvarint(dst, i<<1|1)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(k))<<1)
+	return append(dst, k...)
+}
+
 func appendAttrs(dst []byte, m pcommon.Map, depth int) []byte {
 	dst = binary.AppendUvarint(dst, uint64(m.Len()))
 	for k, v := range m.All() {
-		dst = appendBytes(dst, k)
+		dst = appendKey(dst, k)
 		dst = appendValue(dst, v, depth)
 	}
 	return dst
@@ -264,6 +282,13 @@ func (r *reader) value(v pcommon.Value, depth int) {
 	case tEmpty:
 	case tStr:
 		v.SetStr(r.str("string value"))
+	case tStrDict:
+		i := r.uvarint("string value index")
+		if i >= uint64(len(dictValues)) {
+			r.fail("string value index")
+			return
+		}
+		v.SetStr(dictValues[i])
 	case tBool:
 		v.SetBool(r.byte1("bool value") != 0)
 	case tInt:
@@ -286,11 +311,31 @@ func (r *reader) value(v pcommon.Value, depth int) {
 	}
 }
 
+func (r *reader) key() string {
+	v := r.uvarint("attribute key")
+	if v&1 == 1 {
+		if v>>1 >= uint64(len(dictKeys)) {
+			r.fail("attribute key index")
+			return ""
+		}
+		return dictKeys[v>>1]
+	}
+	n := v >> 1
+	if n > uint64(len(r.b)) {
+		r.fail("attribute key")
+		return ""
+	}
+	return string(r.raw(int(n), "attribute key"))
+}
+
 func (r *reader) attrs(m pcommon.Map, depth int) {
 	n := r.count("attribute count")
 	m.EnsureCapacity(n)
 	for i := 0; i < n && r.err == nil; i++ {
-		k := r.str("attribute key")
+		k := r.key()
+		if r.err != nil {
+			return
+		}
 		r.value(m.PutEmpty(k), depth)
 	}
 }
@@ -388,7 +433,7 @@ func SegmentHeader(seg []byte) (header, rest []byte, err error) {
 func (r *reader) skipAttrs(depth int) {
 	n := r.count("attribute count")
 	for i := 0; i < n && r.err == nil; i++ {
-		r.bytes("attribute key")
+		r.key()
 		r.skipValue(depth)
 	}
 }
@@ -408,6 +453,10 @@ func (r *reader) skipValue(depth int) {
 		r.varint("int")
 	case tDouble:
 		r.fixed64("double")
+	case tStrDict:
+		if r.uvarint("string value index") >= uint64(len(dictValues)) {
+			r.fail("string value index")
+		}
 	case tArray:
 		n := r.count("array length")
 		for i := 0; i < n && r.err == nil; i++ {
@@ -438,6 +487,13 @@ func (d *Decoder) Segment(seg []byte, traceID pcommon.TraceID) error {
 	if err != nil {
 		return err
 	}
+	return d.Parts(header, rest, traceID)
+}
+
+// Parts decodes a segment given as its header (resource and scope) and its
+// body (span count and spans), as the arena stores them. header must stay
+// valid until the next call.
+func (d *Decoder) Parts(header, body []byte, traceID pcommon.TraceID) error {
 	var spans ptrace.SpanSlice
 	rss := d.td.ResourceSpans()
 	newRS := d.lastHeader == nil || string(header) != string(d.lastHeader)
@@ -447,6 +503,9 @@ func (d *Decoder) Segment(seg []byte, traceID pcommon.TraceID) error {
 		rs.SetSchemaUrl(r.resource(rs.Resource()))
 		ss := rs.ScopeSpans().AppendEmpty()
 		ss.SetSchemaUrl(r.scope(ss.Scope()))
+		if r.err == nil && len(r.b) != 0 {
+			r.fail("trailing header bytes")
+		}
 		if r.err != nil {
 			rss.RemoveIf(func(x ptrace.ResourceSpans) bool { return x == rs })
 			return r.err
@@ -455,7 +514,7 @@ func (d *Decoder) Segment(seg []byte, traceID pcommon.TraceID) error {
 	} else {
 		spans = d.lastSpans
 	}
-	r := reader{b: rest}
+	r := reader{b: body}
 	n := r.count("span count")
 	before := spans.Len()
 	spans.EnsureCapacity(before + n)

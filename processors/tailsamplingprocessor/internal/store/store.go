@@ -5,8 +5,16 @@
 package store
 
 import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/buffer"
 )
+
+// unsafeBytes views an interned header string as bytes without copying; the
+// bytes are never written.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // Status bits of Summary.Status: which span status codes the trace has.
 const (
@@ -68,6 +76,13 @@ type entry struct {
 
 type wref struct{ idx, gen uint32 }
 
+// header is an interned resource+scope encoding shared by the segments of
+// every trace from the same origin: stored once, not once per trace.
+type header struct {
+	b    string
+	refs int32
+}
+
 // Store holds the traces waiting for a decision.
 type Store struct {
 	arena   *buffer.Arena
@@ -77,15 +92,22 @@ type Store struct {
 	wheel   [][]wref
 	done    int64 // last tick whose slot was processed
 	started bool
+
+	hdrIndex map[string]uint32
+	hdrs     []header
+	hdrFree  []uint32
+	hdrBytes int64
+	scratch  []byte
 }
 
 // New returns a store over arena with a wheel long enough for decisions up to
 // horizon ticks ahead.
 func New(arena *buffer.Arena, horizon int, expected int) *Store {
 	return &Store{
-		arena: arena,
-		index: make(map[[16]byte]uint32, expected),
-		wheel: make([][]wref, horizon+2),
+		arena:    arena,
+		index:    make(map[[16]byte]uint32, expected),
+		wheel:    make([][]wref, horizon+2),
+		hdrIndex: map[string]uint32{},
 	}
 }
 
@@ -156,21 +178,68 @@ func (s *Store) Summary(i uint32) *Summary { return &s.entries[i].sum }
 // ID returns the trace ID of entry i.
 func (s *Store) ID(i uint32) [16]byte { return s.entries[i].id }
 
-// Append stores a segment of trace i. It returns false, storing nothing, when
-// the arena has no room for it.
-func (s *Store) Append(i uint32, seg []byte) bool {
+// HeaderBytes is the memory the interned headers take.
+func (s *Store) HeaderBytes() int64 { return s.hdrBytes }
+
+// intern returns the id of a header, adding it if new (refs unchanged).
+func (s *Store) intern(h []byte) uint32 {
+	if id, ok := s.hdrIndex[string(h)]; ok {
+		return id
+	}
+	var id uint32
+	if n := len(s.hdrFree); n > 0 {
+		id = s.hdrFree[n-1]
+		s.hdrFree = s.hdrFree[:n-1]
+	} else {
+		s.hdrs = append(s.hdrs, header{})
+		id = uint32(len(s.hdrs) - 1)
+	}
+	b := string(h)
+	s.hdrs[id] = header{b: b}
+	s.hdrIndex[b] = id
+	s.hdrBytes += int64(len(b)) + 64
+	return id
+}
+
+func (s *Store) unref(id uint32) {
+	if int(id) >= len(s.hdrs) {
+		return
+	}
+	h := &s.hdrs[id]
+	if h.refs--; h.refs <= 0 {
+		delete(s.hdrIndex, h.b)
+		s.hdrBytes -= int64(len(h.b)) + 64
+		*h = header{}
+		s.hdrFree = append(s.hdrFree, id)
+	}
+}
+
+// Append stores a segment of trace i: its header (resource and scope,
+// interned) and body (span count and spans). It returns false, storing
+// nothing, when the arena has no room for it.
+func (s *Store) Append(i uint32, hdr, body []byte) bool {
 	e := &s.entries[i]
-	ref, ok := s.arena.Append(seg, e.last)
+	id := s.intern(hdr)
+	s.scratch = binary.AppendUvarint(s.scratch[:0], uint64(id))
+	ref, ok := s.arena.Append2(s.scratch, body, e.last)
 	if !ok {
+		if s.hdrs[id].refs == 0 {
+			s.hdrs[id].refs = 1
+			s.unref(id)
+		}
 		return false
 	}
+	s.hdrs[id].refs++
 	if e.first == 0 {
 		e.first = ref
 	}
 	e.last = ref
-	e.sum.BufferedBytes += uint64(len(seg))
+	e.sum.BufferedBytes += uint64(len(s.scratch) + len(body))
 	return true
 }
+
+// MaxBody is the largest segment body Append can store.
+func (s *Store) MaxBody() int { return s.arena.MaxSegment() - binary.MaxVarintLen32 }
 
 // Due appends the traces due at or before tick to dst, oldest tick first, and
 // advances the wheel.
@@ -233,14 +302,19 @@ func (s *Store) Oldest() (uint32, bool) {
 	return 0, false
 }
 
-// Segments calls fn for each stored segment of trace i, in arrival order.
-func (s *Store) Segments(i uint32, fn func(seg []byte) error) error {
+// Segments calls fn with each stored segment of trace i, in arrival order,
+// as its header and body (valid until the trace is released).
+func (s *Store) Segments(i uint32, fn func(hdr, body []byte) error) error {
 	for r := s.entries[i].first; r != 0; {
 		seg, next, err := s.arena.Segment(r)
 		if err != nil {
 			return err
 		}
-		if err := fn(seg); err != nil {
+		id, n := binary.Uvarint(seg)
+		if n <= 0 || id >= uint64(len(s.hdrs)) || s.hdrs[id].refs <= 0 {
+			return fmt.Errorf("%w: segment header reference", buffer.ErrCorrupt)
+		}
+		if err := fn(unsafeBytes(s.hdrs[id].b), seg[n:]); err != nil {
 			return err
 		}
 		r = next
@@ -255,11 +329,14 @@ func (s *Store) Release(i uint32) {
 		return
 	}
 	for r := e.first; r != 0; {
-		_, next, err := s.arena.Segment(r)
-		s.arena.Free(r)
+		seg, next, err := s.arena.Segment(r)
 		if err != nil {
 			break
 		}
+		if id, n := binary.Uvarint(seg); n > 0 {
+			s.unref(uint32(id))
+		}
+		s.arena.Free(r)
 		r = next
 	}
 	delete(s.index, e.id)

@@ -18,8 +18,8 @@ func TestWheelDueInOrderAndReschedule(t *testing.T) {
 	i1 := s.Create(tid(1), now, now+5)
 	i2 := s.Create(tid(2), now, now+3)
 	i3 := s.Create(tid(3), now, now+50) // beyond the horizon: clamped to it
-	require.True(t, s.Append(i1, []byte("seg-a")))
-	require.True(t, s.Append(i1, []byte("seg-b")))
+	require.True(t, s.Append(i1, []byte("hdr"), []byte("seg-a")))
+	require.True(t, s.Append(i1, []byte("hdr"), []byte("seg-b")))
 	require.Equal(t, 3, s.Len())
 
 	require.Empty(t, s.Due(now+2, nil))
@@ -29,9 +29,11 @@ func TestWheelDueInOrderAndReschedule(t *testing.T) {
 	s.Reschedule(i1, now+3, now+4)
 	require.Equal(t, []uint32{i1}, s.Due(now+4, nil))
 	var segs []string
-	require.NoError(t, s.Segments(i1, func(b []byte) error { segs = append(segs, string(b)); return nil }))
-	require.Equal(t, []string{"seg-a", "seg-b"}, segs)
+	require.NoError(t, s.Segments(i1, func(h, b []byte) error { segs = append(segs, string(h)+"/"+string(b)); return nil }))
+	require.Equal(t, []string{"hdr/seg-a", "hdr/seg-b"}, segs)
+	require.Positive(t, s.HeaderBytes(), "one interned header")
 	s.Release(i1)
+	require.Zero(t, s.HeaderBytes(), "released with its last segment")
 	require.Empty(t, s.Due(now+5, nil), "the stale wheel entry of the rescheduled trace is skipped")
 	require.Equal(t, []uint32{i3}, s.Due(now+10, nil))
 	require.Zero(t, a.LiveBytes()+int64(len(s.Due(now+100, nil))))
@@ -69,11 +71,11 @@ func TestAppendFailsWhenArenaFull(t *testing.T) {
 	i := s.Create(tid(1), 0, 5)
 	seg := make([]byte, 30<<10)
 	n := 0
-	for s.Append(i, seg) {
+	for s.Append(i, []byte("h"), seg) {
 		n++
 	}
 	require.Equal(t, 4, n, "two 64 KiB chunks hold four 30 KiB segments")
-	require.Equal(t, uint64(4*len(seg)), s.Summary(i).BufferedBytes)
+	require.Equal(t, uint64(4*(len(seg)+1)), s.Summary(i).BufferedBytes)
 	s.Release(i)
-	require.True(t, s.Append(s.Create(tid(2), 0, 5), seg), "releasing frees the arena")
+	require.True(t, s.Append(s.Create(tid(2), 0, 5), []byte("h"), seg), "releasing frees the arena")
 }
