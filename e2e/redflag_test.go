@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// scrapeAlerts returns the ALERTS series on the default config's Prometheus
+// endpoint (127.0.0.1:8889) as label strings.
+func scrapeAlerts(t *testing.T) []string {
+	resp, err := http.Get("http://127.0.0.1:8889/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "ALERTS{") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// The embedded default with `vigil simulate --scenario error-dependency`
+// raises ALERTS{alertname="CascadingFailure", alertstate="firing",
+// origin_service=<the origin>} on 127.0.0.1:8889 within 60 s of the fault,
+// and the healthy traffic before it raises nothing.
+func TestDefaultConfigFlagsASimulatedCascade(t *testing.T) {
+	requireDefaultPortsFree(t)
+	startAgent(t, 13133)
+	const faultAfter = 45 * time.Second
+	cmd := exec.Command(vigilBin, "simulate", "--scenario", "error-dependency", "--seed", "3",
+		"--fault-after", faultAfter.String(), "--fault-duration", "5m", "--duration", "10m")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = cmd.Stdout
+	require.NoError(t, cmd.Start())
+	started := time.Now()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	br := bufio.NewReader(stdout)
+	first, err := br.ReadString('\n')
+	require.NoError(t, err)
+	go func() { _, _ = io.Copy(io.Discard, br) }()
+	m := regexp.MustCompile(`origin (\S+),`).FindStringSubmatch(first)
+	require.NotNil(t, m, "no ground truth in %q", first)
+	origin := m[1]
+	t.Logf("ground truth: %s", strings.TrimSpace(first))
+
+	// Healthy traffic: nothing at all may alert before the fault.
+	for time.Since(started) < faultAfter-2*time.Second {
+		require.Empty(t, scrapeAlerts(t), "an alert on healthy traffic")
+		time.Sleep(2 * time.Second)
+	}
+	want := fmt.Sprintf(`alertname="CascadingFailure"`)
+	deadline := started.Add(faultAfter + 60*time.Second)
+	var firing string
+	for time.Now().Before(deadline) && firing == "" {
+		for _, l := range scrapeAlerts(t) {
+			if strings.Contains(l, want) && strings.Contains(l, `alertstate="firing"`) {
+				firing = l
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	require.NotEmpty(t, firing, "no firing CascadingFailure within 60 s of the fault; ALERTS now: %v", scrapeAlerts(t))
+	t.Logf("%s after the fault: %s", time.Since(started.Add(faultAfter)).Round(time.Second), firing)
+	require.Contains(t, firing, fmt.Sprintf(`origin_service="%s"`, origin))
+	require.Regexp(t, `cascade_id="[0-9a-f]{12}"`, firing)
+	require.Contains(t, firing, `severity="critical"`)
+}
+
+// requireDefaultPortsFree fails when a port of the embedded default is taken.
+func requireDefaultPortsFree(t *testing.T) {
+	for _, p := range []int{4317, 4318, 8888, 8889, 13133, 19291} {
+		c, err := (&http.Client{Timeout: 200 * time.Millisecond}).Get(fmt.Sprintf("http://127.0.0.1:%d/", p))
+		if err == nil {
+			c.Body.Close()
+			t.Fatalf("port %d of the embedded default is busy (is another vigil running?)", p)
+		}
+	}
+}
