@@ -130,10 +130,10 @@ service:
 		name, processors, use string
 		wantMsg               []string
 	}{
-		{"unknown key", "processors:\n  batch:\n    send_batch_sise: 100", "batch", []string{"send_batch_sise", "batch"}},
-		{"unknown component", "processors:\n  batchh: {}", "batchh", []string{"batchh"}},
-		{"wrong type", "processors:\n  batch:\n    timeout: soon", "batch", []string{"timeout", "invalid duration"}},
-		{"invalid value", "processors:\n  memory_limiter:\n    check_interval: 1s\n    limit_mib: 100\n    spike_limit_mib: 500", "memory_limiter", []string{"memory_limiter", "spike_limit_mib"}},
+		{"unknown key", "processors:\n  batch:\n    send_batch_sise: 100", "batch", []string{"send_batch_sise", "batch", `config.yaml:9:5: send_batch_sise: "100"`}},
+		{"unknown component", "processors:\n  batchh: {}", "batchh", []string{"batchh", "config.yaml:8:3: batchh"}},
+		{"wrong type", "processors:\n  batch:\n    timeout: soon", "batch", []string{"timeout", "invalid duration", `config.yaml:9:5: timeout: "soon"`}},
+		{"invalid value", "processors:\n  memory_limiter:\n    check_interval: 1s\n    limit_mib: 100\n    spike_limit_mib: 500", "memory_limiter", []string{"memory_limiter", "spike_limit_mib", `config.yaml:11:5: spike_limit_mib: "500"`}},
 		{"yaml syntax", "processors:\n  batch: {timeout: [}", "batch", []string{"yaml", "line"}},
 	}
 	for _, c := range cases {

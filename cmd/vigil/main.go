@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"go.opentelemetry.io/collector/component"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/vigilhq/vigil/internal/simulate"
+	"github.com/vigilhq/vigil/internal/confighint"
 	"github.com/vigilhq/vigil/pipeline"
 )
 
@@ -46,8 +48,13 @@ func main() {
 	}
 	cmd := otelcol.NewCommand(set)
 	cmd.AddCommand(simulate.NewCommand())
-	// The command prints its own error.
+	cmd.SilenceErrors = true
 	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		// Point a config error at the line it is about.
+		for _, h := range confighint.Hints(err.Error(), confighint.Files(os.Args[1:])) {
+			fmt.Fprintln(os.Stderr, "  at", h)
+		}
 		os.Exit(1)
 	}
 }

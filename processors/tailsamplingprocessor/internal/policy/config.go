@@ -195,7 +195,7 @@ func (c *Config) Unmarshal(conf *confmap.Conf) error {
 			return err
 		}
 		if err := decodeBlock(sub, k, blocks[k]); err != nil {
-			return fmt.Errorf("policy %q: %s: %w", c.Name, k, err)
+			return fmt.Errorf("policy %q: '%s' %w", c.Name, k, err)
 		}
 	}
 	return nil
