@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/otelcol"
 
-	"github.com/vigilhq/vigil/internal/simulate"
 	"github.com/vigilhq/vigil/internal/confighint"
+	"github.com/vigilhq/vigil/internal/simulate"
 	"github.com/vigilhq/vigil/pipeline"
 )
 

@@ -33,10 +33,10 @@ func TestHints(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, []byte(cfg), 0o600))
 	files := []string{f}
 	for msg, want := range map[string]string{
-		"'processors' error reading configuration for \"batch\": decoding failed due to the following error(s):\n\n'timeout' time: invalid duration": f + `:9:5: timeout: "soon"`,
-		"'processors' error reading configuration for \"batch\": decoding failed due to the following error(s):\n\n'batchprocessor.Config' has invalid keys: send_batch_sise": f + `:10:5: send_batch_sise: "100"`,
-		"'receivers' error reading configuration for \"otlp\": decoding failed due to the following error(s):\n\n'protocols.grpc' decoding failed due to the following error(s):\n\n'configgrpc.ServerConfig' has invalid keys: bogus": f + `:6:9: bogus: "2"`,
-		"processors::memory_limiter: 'spike_limit_mib' must be smaller than 'limit_mib'": f + `:13:5: spike_limit_mib: "500"`,
+		"'processors' error reading configuration for \"batch\": decoding failed due to the following error(s):\n\n'timeout' time: invalid duration":                                                                                                                  f + `:9:5: timeout: "soon"`,
+		"'processors' error reading configuration for \"batch\": decoding failed due to the following error(s):\n\n'batchprocessor.Config' has invalid keys: send_batch_sise":                                                                                         f + `:10:5: send_batch_sise: "100"`,
+		"'receivers' error reading configuration for \"otlp\": decoding failed due to the following error(s):\n\n'protocols.grpc' decoding failed due to the following error(s):\n\n'configgrpc.ServerConfig' has invalid keys: bogus":                                f + `:6:9: bogus: "2"`,
+		"processors::memory_limiter: 'spike_limit_mib' must be smaller than 'limit_mib'":                                                                                                                                                                              f + `:13:5: spike_limit_mib: "500"`,
 		"'processors' error reading configuration for \"tail_sampling\": decoding failed due to the following error(s):\n\n'policies[0]' policy \"a\": 'latency' decoding failed due to the following error(s):\n\n'policy.LatencyCfg' has invalid keys: treshold_ms": f + `:18:19: treshold_ms: "5"`,
 	} {
 		require.Equal(t, []string{want}, Hints(msg, files), msg)
