@@ -60,6 +60,13 @@ type Config struct {
 	// Storage is a directory where pending traces and decision caches are
 	// saved on shutdown and read back on start (Vigil). Empty: not saved.
 	Storage string `mapstructure:"storage"`
+	// WriteThreshold writes the OpenTelemetry sampling threshold (tracestate
+	// ot=th, OTEP 235) on kept spans (Vigil): th:0 for a trace every policy
+	// would keep in full (errors, latency, red flags), the probabilistic
+	// policy's threshold for one kept by chance, so counts computed
+	// downstream from sampled spans can be scaled back up. Upstream does this
+	// only behind a feature gate.
+	WriteThreshold bool `mapstructure:"write_threshold"`
 }
 
 // DecisionCacheConfig sizes the decision caches. Upstream sizes them in trace

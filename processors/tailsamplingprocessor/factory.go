@@ -28,6 +28,7 @@ func createDefaultConfig() component.Config {
 		NumTraces:        50000,
 		NumShards:        1,
 		SamplingStrategy: strategyTraceComplete,
+		WriteThreshold:   true,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/buffer"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/cache"
@@ -82,7 +85,8 @@ type sampler struct {
 	tooLarge    int64
 	lateSampled int64
 	lateDropped int64
-	out         []byte // sampled spans waiting to be forwarded: (id, uvarint len, segment)*
+	out         []byte // sampled spans waiting to be forwarded: (id, threshold, uvarint len, segment)*
+	lastTh      uint64 // the threshold of the decision being carried out (noThreshold: none)
 	spare       []byte
 	due         []uint32
 	closed      bool
@@ -340,20 +344,21 @@ func (p *sampler) forward(ctx context.Context, out []byte) {
 	}
 	td := ptrace.NewTraces()
 	dec := buffer.NewDecoder(td)
-	for len(out) > 0 {
-		if len(out) < 16 {
-			break
-		}
+	const head = 16 + 8
+	for len(out) > head {
 		id := pcommon.TraceID(out[:16])
-		n, k := binary.Uvarint(out[16:])
-		if k <= 0 || uint64(len(out)-16-k) < n {
+		th := binary.LittleEndian.Uint64(out[16:])
+		n, k := binary.Uvarint(out[head:])
+		if k <= 0 || uint64(len(out)-head-k) < n {
 			break
 		}
-		seg := out[16+k : 16+k+int(n)]
+		seg := out[head+k : head+k+int(n)]
 		if err := dec.Segment(seg, id); err != nil {
 			p.logger.Error("cannot decode buffered spans", zap.Error(err))
+		} else if th != noThreshold {
+			writeThreshold(dec, th)
 		}
-		out = out[16+k+int(n):]
+		out = out[head+k+int(n):]
 	}
 	p.recycle(out[:0])
 	if td.SpanCount() == 0 {
@@ -376,9 +381,14 @@ func (p *sampler) recycle(b []byte) {
 	p.mu.Unlock()
 }
 
+// noThreshold marks forwarded spans that get no sampling threshold written
+// (late spans following a cached decision).
+const noThreshold = math.MaxUint64
+
 // appendOut queues a segment of a sampled trace for forwarding. Locked.
-func (p *sampler) appendOut(id [16]byte, hdr, body []byte) {
+func (p *sampler) appendOut(id [16]byte, th uint64, hdr, body []byte) {
 	p.out = append(p.out, id[:]...)
+	p.out = binary.LittleEndian.AppendUint64(p.out, th)
 	p.out = binary.AppendUvarint(p.out, uint64(len(hdr)+len(body)))
 	p.out = append(p.out, hdr...)
 	p.out = append(p.out, body...)
@@ -395,7 +405,7 @@ func (p *sampler) apply(now time.Time, w *ingest, remaining time.Duration, first
 		i, ok := p.store.Lookup(id)
 		if !ok {
 			if p.sampled != nil && p.sampled.Contains(id) {
-				w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, hdr, body) })
+				w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, noThreshold, hdr, body) })
 				p.lateSampled += int64(g.sum.SpanCount)
 				continue
 			}
@@ -499,6 +509,10 @@ func (p *sampler) decide(i uint32, now time.Time, reason string) {
 func (p *sampler) decideWith(i uint32, now time.Time, extraHdr, extraBody []byte) {
 	t := policy.Trace{ID: p.store.ID(i), Sum: p.store.Summary(i), Now: now}
 	d, _ := policy.Decide(p.policies, &t, p.cfg.SampleOnFirstMatch, p.votes)
+	p.lastTh = noThreshold
+	if d == policy.Sampled && p.cfg.WriteThreshold {
+		p.lastTh = policy.EffectiveThreshold(p.policies, p.votes).Unsigned()
+	}
 	for j, v := range p.votes {
 		switch v {
 		case policy.NotEvaluated:
@@ -521,9 +535,10 @@ func (p *sampler) decideWith(i uint32, now time.Time, extraHdr, extraBody []byte
 func (p *sampler) finish(i uint32, d policy.Decision, now time.Time, w *ingest, g *group) {
 	id := p.store.ID(i)
 	if d == policy.Sampled {
-		_ = p.store.Segments(i, func(hdr, body []byte) error { p.appendOut(id, hdr, body); return nil })
+		th := p.lastTh
+		_ = p.store.Segments(i, func(hdr, body []byte) error { p.appendOut(id, th, hdr, body); return nil })
 		if g != nil {
-			w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, hdr, body) })
+			w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, th, hdr, body) })
 		}
 	}
 	p.settle(i, id, d, now)
@@ -532,8 +547,9 @@ func (p *sampler) finish(i uint32, d policy.Decision, now time.Time, w *ingest, 
 func (p *sampler) finishExtra(i uint32, d policy.Decision, now time.Time, hdr, body []byte) {
 	id := p.store.ID(i)
 	if d == policy.Sampled {
-		_ = p.store.Segments(i, func(h, b []byte) error { p.appendOut(id, h, b); return nil })
-		p.appendOut(id, hdr, body)
+		th := p.lastTh
+		_ = p.store.Segments(i, func(h, b []byte) error { p.appendOut(id, th, h, b); return nil })
+		p.appendOut(id, th, hdr, body)
 	}
 	p.settle(i, id, d, now)
 }
@@ -581,6 +597,10 @@ func (p *sampler) ingestDecision(g *group, cum *store.Summary, now time.Time) po
 			continue
 		}
 		if v == policy.Sampled {
+			p.lastTh = noThreshold
+			if p.cfg.WriteThreshold {
+				p.lastTh = policy.EffectiveThreshold(p.policies[j:j+1], []policy.Decision{v}).Unsigned()
+			}
 			return policy.Sampled
 		}
 	}
@@ -676,5 +696,28 @@ func (p *sampler) flush() {
 	}
 	for _, v := range lat {
 		p.tel.DecisionLatency.Record(ctx, v)
+	}
+}
+
+// writeThreshold sets the OTEP 235 threshold (tracestate ot=th) on the spans
+// the decoder just added, never raising a span's sampling probability; a
+// tracestate that does not parse is left alone.
+func writeThreshold(dec *buffer.Decoder, unsigned uint64) {
+	th, err := sampling.UnsignedToThreshold(unsigned)
+	if err != nil {
+		return
+	}
+	spans, from := dec.Last()
+	var b strings.Builder
+	for k := from; k < spans.Len(); k++ {
+		sp := spans.At(k)
+		ts, err := sampling.NewW3CTraceState(sp.TraceState().AsRaw())
+		if err != nil || ts.OTelValue().UpdateTValueWithSampling(th) != nil {
+			continue
+		}
+		b.Reset()
+		if ts.Serialize(&b) == nil {
+			sp.TraceState().FromRaw(b.String())
+		}
 	}
 }

@@ -241,3 +241,52 @@ func TestShutdownWithoutStart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.Shutdown(context.Background()))
 }
+
+// Kept spans carry the OTEP 235 sampling threshold: th:0 for a trace kept by
+// a policy that keeps everything it matches, the probability's threshold for
+// one kept by chance; other tracestate entries stay.
+func TestKeptSpansCarryTheSamplingThreshold(t *testing.T) {
+	p, sink, _ := newTestSampler(t, map[string]any{"decision_wait": "200ms", "policies": []any{
+		map[string]any{"name": "errors", "type": "status_code", "status_code": map[string]any{"status_codes": []any{"ERROR"}}},
+		map[string]any{"name": "all-by-chance", "type": "probabilistic", "probabilistic": map[string]any{"sampling_percentage": 100}},
+		map[string]any{"name": "tenth", "type": "and", "and": map[string]any{"and_sub_policy": []any{
+			map[string]any{"name": "p", "type": "probabilistic", "probabilistic": map[string]any{"sampling_percentage": 10}},
+			map[string]any{"name": "k", "type": "string_attribute", "string_attribute": map[string]any{"key": "tenth", "values": []any{"yes"}}},
+		}}},
+	}})
+	ctx := context.Background()
+	td := makeTraces([]int{1, 2}, 2, map[int]bool{1: true}, nil)
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	spans.At(0).TraceState().FromRaw("vendor=x")
+	require.NoError(t, p.ConsumeTraces(ctx, td))
+	require.Eventually(t, func() bool { return sink.SpanCount() == 4 }, 5*time.Second, 10*time.Millisecond)
+	states := map[pcommon.TraceID][]string{}
+	for _, td := range sink.AllTraces() {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					states[sp.TraceID()] = append(states[sp.TraceID()], sp.TraceState().AsRaw())
+				}
+			}
+		}
+	}
+	// Trace 1 failed (errors, th:0, and all-by-chance, th:0): th:0.
+	require.ElementsMatch(t, []string{"ot=th:0,vendor=x", "ot=th:0"}, states[traceID(1)])
+	// Trace 2 only by the 100% probabilistic policy: also th:0 (probability 1).
+	require.ElementsMatch(t, []string{"ot=th:0", "ot=th:0"}, states[traceID(2)])
+	require.NoError(t, p.Shutdown(ctx))
+
+	p, sink, _ = newTestSampler(t, map[string]any{"decision_wait": "200ms", "policies": []any{
+		map[string]any{"name": "tenth", "type": "probabilistic", "probabilistic": map[string]any{"sampling_percentage": 10}},
+	}})
+	var kept pcommon.TraceID
+	for i := 0; i < 200; i++ {
+		require.NoError(t, p.ConsumeTraces(ctx, makeTraces([]int{i}, 1, nil, nil)))
+	}
+	require.Eventually(t, func() bool { return sink.SpanCount() > 0 }, 5*time.Second, 10*time.Millisecond)
+	sp := sink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	kept = sp.TraceID()
+	require.False(t, kept.IsEmpty())
+	require.Equal(t, "ot=th:e6666666666666", sp.TraceState().AsRaw(), "a tenth: 2^56 - round(0.1 x 2^56) = 0xe6666666666666, adjusted count 10")
+	require.NoError(t, p.Shutdown(ctx))
+}

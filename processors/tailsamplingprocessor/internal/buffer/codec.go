@@ -475,7 +475,12 @@ type Decoder struct {
 	td         ptrace.Traces
 	lastHeader []byte
 	lastSpans  ptrace.SpanSlice
+	lastFrom   int
 }
+
+// Last returns the spans the last successful Segment or Parts call added:
+// spans.At(from) to the end.
+func (d *Decoder) Last() (spans ptrace.SpanSlice, from int) { return d.lastSpans, d.lastFrom }
 
 // NewDecoder returns a decoder appending into td.
 func NewDecoder(td ptrace.Traces) *Decoder { return &Decoder{td: td} }
@@ -533,6 +538,6 @@ func (d *Decoder) Parts(header, body []byte, traceID pcommon.TraceID) error {
 		}
 		return r.err
 	}
-	d.lastHeader, d.lastSpans = header, spans
+	d.lastHeader, d.lastSpans, d.lastFrom = header, spans, before
 	return nil
 }

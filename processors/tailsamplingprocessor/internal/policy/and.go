@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+
 type and struct{ subs []Evaluator }
 
 // Evaluate: sampled when no sub-policy says not sampled, in order, stopping
@@ -29,4 +31,16 @@ func buildAnd(b *Builder, c *Config, _ level) (Evaluator, error) {
 		return nil, err
 	}
 	return &and{subs: es}, nil
+}
+
+// Threshold is the strictest of the sub-policies' thresholds: a trace that
+// passed them all was sampled with the smallest of their probabilities.
+func (p *and) Threshold() sampling.Threshold {
+	th := sampling.AlwaysSampleThreshold
+	for _, s := range p.subs {
+		if t, ok := s.(thresholder); ok && sampling.ThresholdGreater(t.Threshold(), th) {
+			th = t.Threshold()
+		}
+	}
+	return th
 }

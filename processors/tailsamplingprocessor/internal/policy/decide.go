@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+
 // NotEvaluated marks a policy Decide did not run (after a drop or a first match).
 const NotEvaluated Decision = 255
 
@@ -39,4 +41,33 @@ func Decide(ps []Policy, t *Trace, sampleOnFirstMatch bool, votes []Decision) (d
 		}
 	}
 	return d, by
+}
+
+// thresholder is a policy whose samples stand for more than one trace (a
+// probability below one); the others sample with probability one.
+type thresholder interface {
+	Threshold() sampling.Threshold
+}
+
+// EffectiveThreshold is the OTEP 235 sampling threshold of a sampled trace:
+// the least strict among the policies that voted Sampled (the trace was kept
+// with the highest of their probabilities). votes are Decide's.
+func EffectiveThreshold(ps []Policy, votes []Decision) sampling.Threshold {
+	th, any := sampling.NeverSampleThreshold, false
+	for i, v := range votes {
+		if v != Sampled {
+			continue
+		}
+		t := sampling.AlwaysSampleThreshold
+		if tp, ok := ps[i].Evaluator.(thresholder); ok {
+			t = tp.Threshold()
+		}
+		if !any || sampling.ThresholdLessThan(t, th) {
+			th, any = t, true
+		}
+	}
+	if !any {
+		return sampling.AlwaysSampleThreshold
+	}
+	return th
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"math/big"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
 
 const defaultHashSalt = "default-hash-seed"
@@ -14,7 +16,11 @@ const defaultHashSalt = "default-hash-seed"
 type probabilistic struct {
 	salt      []byte
 	threshold uint64
+	otel      sampling.Threshold // the OTEP 235 threshold of the same probability
 }
+
+// Threshold is the sampling threshold kept spans report (their adjusted count).
+func (p *probabilistic) Threshold() sampling.Threshold { return p.otel }
 
 func (p *probabilistic) Evaluate(t *Trace) Decision {
 	if fnv1a(p.salt, t.ID[:]) <= p.threshold {
@@ -58,5 +64,13 @@ func buildProbabilistic(_ *Builder, c *Config, _ level) (Evaluator, error) {
 	if salt == "" {
 		salt = defaultHashSalt
 	}
-	return &probabilistic{salt: []byte(salt), threshold: threshold(cfg.SamplingPercentage / 100)}, nil
+	ratio := cfg.SamplingPercentage / 100
+	th, err := sampling.ProbabilityToThreshold(ratio)
+	if err != nil {
+		th = sampling.NeverSampleThreshold
+		if ratio >= 1 {
+			th = sampling.AlwaysSampleThreshold
+		}
+	}
+	return &probabilistic{salt: []byte(salt), threshold: threshold(ratio), otel: th}, nil
 }
