@@ -4,19 +4,20 @@ import "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 
 type and struct{ subs []Evaluator }
 
-// Evaluate: sampled when no sub-policy says not sampled, in order, stopping
-// at the first that does (later stateful ones spend nothing); an error
-// anywhere before that abstains.
-func (p *and) Evaluate(t *Trace) Decision {
-	for _, s := range p.subs {
-		switch s.Evaluate(t) {
-		case Errored:
-			return Errored
-		case NotSampled:
-			return NotSampled
+// Evaluate: sampled when no sub-policy says not sampled.
+func (p *and) Evaluate(t *Trace) Decision { return all(p.subs, t, Sampled) }
+
+// all evaluates subs in order and stops at the first that says not sampled
+// (so later stateful ones spend nothing), or errs (the caller abstains);
+// when none does, it returns pass.
+func all(subs []Evaluator, t *Trace, pass Decision) Decision {
+	for _, s := range subs {
+		switch d := s.Evaluate(t); d {
+		case Errored, NotSampled:
+			return d
 		}
 	}
-	return Sampled
+	return pass
 }
 
 func (p *and) Stateful() bool { return anyStateful(p.subs) }

@@ -4,17 +4,7 @@ type drop struct{ subs []Evaluator }
 
 // Evaluate drops the trace when every sub-policy matches (in order, stopping
 // at the first that does not); an error abstains, so nothing is dropped.
-func (p *drop) Evaluate(t *Trace) Decision {
-	for _, s := range p.subs {
-		switch s.Evaluate(t) {
-		case Errored:
-			return Errored
-		case NotSampled:
-			return NotSampled
-		}
-	}
-	return Dropped
-}
+func (p *drop) Evaluate(t *Trace) Decision { return all(p.subs, t, Dropped) }
 
 func (p *drop) Stateful() bool { return anyStateful(p.subs) }
 
