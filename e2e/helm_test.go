@@ -59,8 +59,8 @@ func helmBin(t testing.TB) string {
 	if p := os.Getenv("HELM_BIN"); p != "" {
 		return p
 	}
-	if p, err := filepath.Abs("../.cache/bin/helm"); err == nil {
-		if _, err := os.Stat(p); err == nil {
+	if ps, _ := filepath.Glob("../.cache/bin/helm-v*"); len(ps) > 0 {
+		if p, err := filepath.Abs(ps[len(ps)-1]); err == nil {
 			return p
 		}
 	}
@@ -581,8 +581,23 @@ func checkGateway(t *testing.T, m manifest) {
 	gwPipes := gwCfg.pipelines()
 	assert.Equal(t, []string{"otlp"}, gwPipes["traces/in"]["receivers"])
 	assert.Equal(t, "redflag", gwPipes["traces/in"]["exporters"][0])
-	if gwCfg.section("processors", "tail_sampling") != nil {
+	if ts := gwCfg.section("processors", "tail_sampling"); ts != nil {
+		// Sampling after redflag: only in the pipeline fed by forward/traces.
+		assert.Equal(t, []string{"forward/traces"}, gwPipes["traces"]["receivers"])
 		assert.Contains(t, gwPipes["traces"]["processors"], "tail_sampling")
+		assert.NotContains(t, gwPipes["traces/in"]["processors"], "tail_sampling")
+		if dir := str(ts["storage"]); dir != "" {
+			// The restart snapshot lives on the replica's volume claim.
+			var onClaim bool
+			for _, vm := range ss.Spec.Template.Spec.Containers[0].VolumeMounts {
+				for _, pvc := range ss.Spec.VolumeClaimTemplates {
+					if vm.Name == pvc.Name && strings.HasPrefix(dir, vm.MountPath+"/") {
+						onClaim = true
+					}
+				}
+			}
+			assert.Truef(t, onClaim, "tail_sampling storage %s is on a PersistentVolumeClaim", dir)
+		}
 	}
 	assert.False(t, *ss.Spec.Template.Spec.AutomountServiceAccountToken, "the gateway reads nothing from the API")
 

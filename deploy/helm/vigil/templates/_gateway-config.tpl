@@ -41,7 +41,11 @@ processors:
     spike_limit_percentage: {{ int .Values.gateway.memoryLimiter.spikeLimitPercentage }}
   {{- if .Values.gateway.tailSampling.enabled }}
   tail_sampling:
-    {{- toYaml .Values.gateway.tailSampling.config | nindent 4 }}
+    {{- $ts := deepCopy .Values.gateway.tailSampling.config }}
+    {{- if and $persist (not (hasKey $ts "storage")) }}
+    {{- $_ := set $ts "storage" "/var/lib/vigil/tail_sampling" }}
+    {{- end }}
+    {{- toYaml $ts | nindent 4 }}
   {{- end }}
   batch: {}
 
