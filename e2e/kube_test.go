@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +31,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
+
+	"github.com/vigilhq/vigil/internal/otlpsink"
 )
 
 // The chart against a real kube-apiserver (k8s.io/kubernetes v1.37.2) and
@@ -227,6 +230,136 @@ func TestKubeAPIServer(t *testing.T) {
 		}
 		ok, _ := allowed("system:serviceaccount:"+chartNamespace+":vigil-gateway", access{"list", "", "pods", ""})
 		assert.False(t, ok, "the gateway reads nothing")
+	})
+
+	// The rendered agent config, run with the agent ServiceAccount's token
+	// against this server: k8s_attributes syncs its pod cache with the RBAC
+	// the chart grants (wait_for_metadata fails the start otherwise), and
+	// enriches spans of pods on its node, not of pods elsewhere.
+	t.Run("agent enriches from its node's pods with the granted RBAC", func(t *testing.T) {
+		sink, err := otlpsink.Start("127.0.0.1:0", true)
+		require.NoError(t, err)
+		t.Cleanup(sink.Stop)
+		rendered, err := renderChart(t, chartDir,
+			"--set", "agent.scrape.enabled=false",
+			"--set", "exporters.otlp_grpc.endpoint="+sink.Addr,
+			"--set", "exporters.otlp_grpc.tls.insecure=true",
+			"--set", "pipelines.traces={otlp_grpc}")
+		require.NoError(t, err)
+		m := decodeManifest(t, rendered)
+		raw, _ := configOf(t, m, "vigil-agent")
+		for _, doc := range m.docs {
+			o := toUnstructured(t, doc)
+			if slices.Contains([]string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}, o.GetKind()) {
+				require.NoError(t, k.apply(ctx, o, "runtime-test"))
+			}
+		}
+
+		// An application namespace; its pods are created once the agent runs,
+		// so they reach it through the watch, not the initial list.
+		const app = "shop"
+		_, err = k.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: app}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		_, err = k.client.CoreV1().ServiceAccounts(app).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+
+		tok, err := k.client.CoreV1().ServiceAccounts(chartNamespace).CreateToken(ctx, "vigil-agent",
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+		require.NoError(t, os.WriteFile(kubeconfig, fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, certificate-authority: %q}}]
+users: [{name: vigil-agent, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: vigil-agent}}]
+current-context: test
+`, k.cfg.Host, k.cfg.CAFile, tok.Status.Token), 0o600))
+
+		// Outside a pod: loopback ports, a temp dir for storage, no host log
+		// files, and the token from a kubeconfig instead of the pod's mount.
+		dir := t.TempDir()
+		health, grpcPort, httpPort, alerts, tel := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+		override := writeConfig(t, fmt.Sprintf(`
+extensions:
+  health_check: {endpoint: "127.0.0.1:%d"}
+  file_storage: {directory: %q, compaction: {directory: %q}}
+receivers:
+  otlp: {protocols: {grpc: {endpoint: "127.0.0.1:%d"}, http: {endpoint: "127.0.0.1:%d"}}}
+  file_log: {include: [%q], exclude: []}
+processors:
+  k8s_attributes: {auth_type: kubeConfig, wait_for_metadata: true, wait_for_metadata_timeout: 30s}
+  batch: {timeout: 100ms}
+exporters:
+  prometheus/alerts: {endpoint: "127.0.0.1:%d"}
+service:
+  telemetry:
+    metrics:
+      readers: [{pull: {exporter: {prometheus: {host: 127.0.0.1, port: %d}}}}]
+`, health, dir, dir, grpcPort, httpPort, filepath.Join(dir, "none", "*.log"), alerts, tel))
+		t.Setenv("KUBECONFIG", kubeconfig)
+		t.Setenv("K8S_NODE_NAME", "node-a")
+		t.Setenv("MY_POD_IP", "127.0.0.1")
+		agent := startAgent(t, health, "--config", writeConfig(t, raw), "--config", override)
+
+		// Two pods of the application, on two nodes (no scheduler: nodeName set).
+		uids := map[string]types.UID{}
+		for pod, node := range map[string]string{"checkout-here": "node-a", "checkout-there": "node-b"} {
+			p, err := k.client.CoreV1().Pods(app).Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: pod},
+				Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "shop/checkout:1"}}},
+			}, metav1.CreateOptions{})
+			require.NoError(t, err)
+			uids[pod] = p.UID
+		}
+
+		// A span from each pod, again until the one from this node's pod
+		// arrives enriched (the watch event is asynchronous).
+		got := map[string]map[string]any{}
+		enriched := otlpsink.WaitFor(20*time.Second, func() bool {
+			for pod, uid := range uids {
+				body := fmt.Sprintf(`{"resourceSpans": [{"resource": {"attributes": [
+  {"key": "service.name", "value": {"stringValue": "checkout"}},
+  {"key": "k8s.pod.uid", "value": {"stringValue": %q}}]},
+  "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+    "name": %q, "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000250000000"}]}]}]}`, uid, pod)
+				resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/traces", httpPort), "application/json", strings.NewReader(body))
+				require.NoError(t, err)
+				resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+			}
+			time.Sleep(300 * time.Millisecond)
+			for _, td := range sink.Traces() {
+				for _, rs := range td.ResourceSpans().All() {
+					for _, ss := range rs.ScopeSpans().All() {
+						for _, sp := range ss.Spans().All() {
+							attrs := rs.Resource().Attributes().AsRaw()
+							if _, ok := got[sp.Name()]["k8s.pod.name"]; !ok {
+								got[sp.Name()] = attrs
+							}
+						}
+					}
+				}
+			}
+			_, ok := got["checkout-here"]["k8s.pod.name"]
+			return ok
+		})
+		require.Contains(t, got, "checkout-there", "spans at the backend")
+		assert.True(t, enriched, "the span of a pod on the agent's node, created after the agent started, is enriched (%v)", got["checkout-here"])
+		// Nothing the agent asked the API for was refused (a missing watch
+		// shows only here: client-go falls back to relisting).
+		var refused []string
+		for _, line := range strings.Split(agent.log.String(), "\n") {
+			if strings.Contains(line, "forbidden") {
+				refused = append(refused, line)
+			}
+		}
+		assert.Empty(t, refused, "API requests refused to the agent")
+		here := got["checkout-here"]
+		assert.Equal(t, "checkout-here", here["k8s.pod.name"], "a pod on the agent's node: enriched (%v)", here)
+		assert.Equal(t, app, here["k8s.namespace.name"])
+		assert.Equal(t, "node-a", here["k8s.node.name"])
+		there := got["checkout-there"]
+		assert.NotContains(t, there, "k8s.pod.name", "a pod on another node is not in this agent's cache (%v)", there)
 	})
 }
 
