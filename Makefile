@@ -37,13 +37,19 @@ vmagent: $(VMAGENT_BIN)
 $(VMAGENT_BIN):
 	GOBIN=$(dir $(VMAGENT_BIN)) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0
 
-# Helm from the module proxy (about 1.5 minutes cold); -X sets the version
-# `helm version` prints, which go install leaves at "v3.19".
+# Helm from the module proxy (about 1.5 minutes cold), with the -X flags of
+# Helm's own release build: the version `helm version` prints (go install
+# leaves "v3.19") and the default Kubernetes version of its k8s modules, 1.34
+# (go install leaves 1.20, below the chart's kubeVersion). The tests pass
+# --kube-version anyway.
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34 \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=34
 helm: $(HELM_BIN)
 
 $(HELM_BIN):
 	mkdir -p $(dir $(HELM_BIN))
-	GOBIN=$(CURDIR)/.cache/helm-install $(GO) install -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(CURDIR)/.cache/helm-install $(GO) install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(CURDIR)/.cache/helm-install/helm $@
 
 # k8s.io/kubernetes v1.37.2's kube-apiserver (about 7-9 minutes cold on 2 cores).
