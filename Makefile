@@ -13,8 +13,13 @@ BIN     := $(CURDIR)/bin/vigil
 PEER_BIN    := $(CURDIR)/bin/peer
 # vmagent, M1's second peer, installed once into a gitignored cache.
 VMAGENT_BIN := $(CURDIR)/benchmarks/.cache/bin/vmagent
+# Helm for the chart tests, and a real kube-apiserver for `make test-kube`,
+# built once into the gitignored .cache/ and reused.
+HELM_VERSION := v3.19.5
+HELM_BIN     := $(CURDIR)/.cache/bin/helm-$(HELM_VERSION)
+KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
 
-.PHONY: all build peer vmagent run test test-deps unit e2e lint fmt tidy bench eval-redflags clean
+.PHONY: all build peer vmagent helm kube-apiserver run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards clean
 
 all: build
 
@@ -32,6 +37,25 @@ vmagent: $(VMAGENT_BIN)
 $(VMAGENT_BIN):
 	GOBIN=$(dir $(VMAGENT_BIN)) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0
 
+# Helm from the module proxy (about 1.5 minutes cold), with the -X flags of
+# Helm's own release build: the version `helm version` prints (go install
+# leaves "v3.19") and the default Kubernetes version of its k8s modules, 1.34
+# (go install leaves 1.20, below the chart's kubeVersion). The tests pass
+# --kube-version anyway.
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34 \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=34
+helm: $(HELM_BIN)
+
+$(HELM_BIN):
+	mkdir -p $(dir $(HELM_BIN))
+	GOBIN=$(CURDIR)/.cache/helm-install $(GO) install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(CURDIR)/.cache/helm-install/helm $@
+
+# k8s.io/kubernetes v1.37.2's kube-apiserver (about 7-9 minutes cold on 2 cores).
+kube-apiserver:
+	scripts/kube-apiserver.sh
+
 run: build
 	@echo "vigil: OTLP in on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP); own metrics on 127.0.0.1:8888/metrics;"
 	@echo "       remote write in on 127.0.0.1:19291/api/v1/write; pipeline metrics on 127.0.0.1:8889/metrics;"
@@ -42,15 +66,30 @@ run: build
 test-deps:
 	scripts/test-deps.sh
 
-test: test-deps build peer
-	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) $(GO) test -count=1 -timeout 30m ./...
+test: test-deps build peer helm
+	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) HELM_BIN=$(HELM_BIN) $(GO) test -count=1 -timeout 30m ./...
+
+# The Helm chart against a real kube-apiserver + etcd (e2e/kube_test.go):
+# strict server-side dry run, helm install/upgrade, RBAC by SubjectAccessReview.
+# Not part of `make test` (building the API server is slow); .ci/run calls it
+# when the chart changed (scripts/chart-changed.sh).
+test-kube: build helm kube-apiserver
+	scripts/test-deps.sh etcd
+	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) KUBE_APISERVER_BIN=$(KUBE_APISERVER_BIN) \
+		$(GO) test -count=1 -timeout 15m -run 'TestKubeAPIServer' -v ./e2e/
 
 # Unit tests only (no binary, no backends).
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-e2e: build
-	VIGIL_BIN=$(BIN) $(GO) test -count=1 -timeout 30m ./e2e/...
+e2e: build helm
+	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) $(GO) test -count=1 -timeout 30m ./e2e/...
+
+# Copies the Grafana dashboards into the chart (files/dashboards), where
+# dashboards.enabled renders them into ConfigMaps; Helm reads no file outside
+# the chart.
+chart-dashboards:
+	cp deploy/grafana/*.json deploy/helm/vigil/files/dashboards/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs the real backends the end-to-end tests run against, if missing:
 # Prometheus and Alertmanager from Debian's packages. Needs root (or sudo).
+# `test-deps.sh etcd` installs etcd instead (make test-kube's API server store).
 set -euo pipefail
 
 need=()
-command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
-command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+if [ "${1:-}" = etcd ]; then
+  command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+else
+  command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

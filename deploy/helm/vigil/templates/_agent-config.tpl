@@ -1,0 +1,206 @@
+{{/*
+The node agent's collector config, before agent.config is merged on top.
+
+Every signal passes the red-flag connector first (after memory_limiter only,
+which protects the process), on all of it, before anything filters or samples;
+a forward connector then carries it on to enrichment, batching and export.
+*/}}
+{{- define "vigil.agent.baseConfig" -}}
+{{- $listen := .Values.listenAddress }}
+{{- $gw := .Values.gateway.enabled }}
+{{- $am := include "vigil.alertmanagerIDs" . | fromJsonArray }}
+{{- $k8s := .Values.agent.k8sAttributes.enabled }}
+{{- $post := list }}
+{{- if $k8s }}{{ $post = append $post "k8s_attributes" }}{{ end }}
+{{- $post = append $post "batch" }}
+{{- $metricsIn := list "otlp" }}
+{{- if .Values.agent.scrape.enabled }}{{ $metricsIn = append $metricsIn "prometheus" }}{{ end }}
+{{- $logsIn := list "otlp" }}
+{{- if .Values.agent.logs.enabled }}{{ $logsIn = append $logsIn "file_log" }}{{ end }}
+extensions:
+  health_check:
+    endpoint: {{ printf "%s:%d" $listen (int .Values.ports.health) | quote }}
+  file_storage:
+    directory: /var/lib/vigil
+    create_directory: true
+    timeout: 2s
+    compaction:
+      on_start: true
+      on_rebound: true
+      directory: /var/lib/vigil
+
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {{ printf "%s:%d" $listen (int .Values.ports.otlpGrpc) | quote }}
+      http:
+        endpoint: {{ printf "%s:%d" $listen (int .Values.ports.otlpHttp) | quote }}
+  {{- if .Values.agent.logs.enabled }}
+  # Container logs of this node's pods: CRI and Docker JSON lines, CRI partial
+  # lines merged, namespace/pod/container from the path; offsets checkpointed.
+  file_log:
+    include:
+      - /var/log/pods/*/*/*.log
+      - /var/log/pods/*/*/*.log.*
+    exclude:
+      - /var/log/pods/*/*/*.gz
+      # The agent's own output.
+      - {{ printf "/var/log/pods/%s_%s-*/*/*" .Release.Namespace (include "vigil.agent.fullname" .) | quote }}
+      {{- range .Values.agent.logs.exclude }}
+      - {{ . | quote }}
+      {{- end }}
+    start_at: {{ .Values.agent.logs.startAt }}
+    include_file_path: true
+    preserve_trailing_whitespaces: true
+    storage: file_storage
+    max_log_size: {{ .Values.agent.logs.maxLogSize | quote }}
+    operators:
+      - type: container
+        id: container-parser
+        add_metadata_from_filepath: true
+  {{- end }}
+  {{- if .Values.agent.scrape.enabled }}
+  # Pods of this node that opt in with prometheus.io/* annotations.
+  prometheus:
+    config:
+      global:
+        scrape_interval: {{ .Values.agent.scrape.interval }}
+        scrape_timeout: {{ .Values.agent.scrape.timeout }}
+      scrape_configs:
+        - job_name: kubernetes-pods
+          sample_limit: {{ int .Values.agent.scrape.sampleLimit }}
+          label_limit: {{ int .Values.agent.scrape.labelLimit }}
+          kubernetes_sd_configs:
+            - role: pod
+              selectors:
+                - role: pod
+                  field: spec.nodeName=${env:K8S_NODE_NAME}
+          relabel_configs:
+            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+              action: keep
+              regex: "true"
+            - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
+              action: replace
+              target_label: __metrics_path__
+              regex: (.+)
+            - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+              action: replace
+              regex: ([^:]+)(?::\d+)?;(\d+)
+              replacement: $$1:$$2
+              target_label: __address__
+            - source_labels: [__meta_kubernetes_namespace]
+              target_label: namespace
+            - source_labels: [__meta_kubernetes_pod_name]
+              target_label: pod
+            - source_labels: [__meta_kubernetes_pod_container_name]
+              target_label: container
+  {{- end }}
+
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: {{ int .Values.agent.memoryLimiter.limitPercentage }}
+    spike_limit_percentage: {{ int .Values.agent.memoryLimiter.spikeLimitPercentage }}
+  {{- if $k8s }}
+  # Metadata of this node's pods only: the pod cache watches pods with
+  # spec.nodeName = K8S_NODE_NAME.
+  k8s_attributes:
+    auth_type: serviceAccount
+    passthrough: false
+    filter:
+      node_from_env_var: K8S_NODE_NAME
+    extract:
+      metadata: {{ toJson .Values.agent.k8sAttributes.metadata }}
+    pod_association:
+      - sources:
+          - from: resource_attribute
+            name: k8s.pod.uid
+      - sources:
+          - from: resource_attribute
+            name: k8s.pod.ip
+      - sources:
+          - from: connection
+  {{- end }}
+  {{- if .Values.agent.logs.enabled }}
+  # Docker's JSON format keeps the line's newline in the body; CRI does not.
+  transform/trim-newline:
+    error_mode: ignore
+    log_statements:
+      - 'replace_pattern(log.body, "\\r?\\n$", "") where IsString(log.body)'
+  {{- end }}
+  batch: {}
+
+connectors:
+  redflag: {{ toJson .Values.redflag }}
+  forward/traces: {}
+  forward/metrics: {}
+  forward/logs: {}
+
+exporters:
+  {{- include "vigil.backendExporters" (dict "ctx" . "storage" true) | nindent 2 }}
+  {{- if $gw }}
+  # Every span of a trace to the same gateway replica.
+  load_balancing:
+    {{- $lb := deepCopy .Values.gateway.loadBalancing }}
+    {{- $_ := set $lb "routing_key" "traceID" }}
+    {{- if eq .Values.gateway.resolver.type "k8s" }}
+    {{- $_ := set $lb "resolver" (dict "k8s" (dict "service" (printf "%s.%s" (include "vigil.gateway.headless" .) .Release.Namespace) "ports" (list (int .Values.ports.otlpGrpc)) "timeout" .Values.gateway.resolver.timeout "return_hostnames" true)) }}
+    {{- else }}
+    {{- $_ := set $lb "resolver" (dict "dns" (dict "hostname" (printf "%s.%s.svc" (include "vigil.gateway.headless" .) .Release.Namespace) "port" (toString .Values.ports.otlpGrpc) "interval" .Values.gateway.resolver.interval "timeout" .Values.gateway.resolver.timeout)) }}
+    {{- end }}
+    {{- $q := default dict (get $lb "sending_queue") }}
+    {{- if not (hasKey $q "storage") }}{{ $_ := set $q "storage" "file_storage" }}{{ end }}
+    {{- $_ := set $lb "sending_queue" $q }}
+    {{- toYaml $lb | nindent 4 }}
+  {{- end }}
+  {{- if .Values.alertsEndpoint.enabled }}
+  # Red-flag series (ALERTS, ALERTS_FOR_STATE, edge metrics) for Prometheus.
+  prometheus/alerts:
+    endpoint: {{ printf "%s:%d" $listen (int .Values.ports.alerts) | quote }}
+    send_timestamps: false
+    metric_expiration: {{ .Values.alertsEndpoint.metricExpiration }}
+  {{- end }}
+  {{- with (include "vigil.alertmanagerExporters" . | fromYaml) }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+
+service:
+  extensions: [health_check, file_storage]
+  {{- include "vigil.telemetry" . | nindent 2 }}
+  pipelines:
+    traces/in:
+      receivers: [otlp]
+      processors: [memory_limiter]
+      exporters: [redflag, forward/traces]
+    traces:
+      receivers: [forward/traces]
+      processors: {{ toJson $post }}
+      exporters: {{ if $gw }}[load_balancing]{{ else }}{{ toJson .Values.pipelines.traces }}{{ end }}
+    metrics/in:
+      receivers: {{ toJson $metricsIn }}
+      processors: [memory_limiter]
+      exporters: [redflag, forward/metrics]
+    metrics:
+      receivers: [forward/metrics, redflag]
+      processors: {{ toJson $post }}
+      exporters: {{ toJson .Values.pipelines.metrics }}
+    {{- if .Values.alertsEndpoint.enabled }}
+    metrics/alerts:
+      receivers: [redflag]
+      exporters: [prometheus/alerts]
+    {{- end }}
+    logs/in:
+      receivers: {{ toJson $logsIn }}
+      processors: [memory_limiter]
+      exporters: [redflag, forward/logs]
+    logs:
+      receivers: [forward/logs, redflag]
+      processors: {{ toJson (concat (ternary (list "transform/trim-newline") (list) .Values.agent.logs.enabled) $post) }}
+      exporters: {{ toJson .Values.pipelines.logs }}
+    {{- if $am }}
+    logs/alerts:
+      receivers: [redflag]
+      exporters: {{ toJson $am }}
+    {{- end }}
+{{- end }}

@@ -1,0 +1,100 @@
+{{/*
+The gateway's collector config, before gateway.config is merged on top.
+
+Agents route spans by trace ID, so each replica holds whole traces for its
+share of trace IDs: the red-flag connector sees complete traces here (cascade
+attribution across services), before tail sampling.
+*/}}
+{{- define "vigil.gateway.baseConfig" -}}
+{{- $listen := .Values.listenAddress }}
+{{- $persist := .Values.gateway.persistence.enabled }}
+{{- $am := include "vigil.alertmanagerIDs" . | fromJsonArray }}
+{{- $traceProcs := list }}
+{{- if .Values.gateway.tailSampling.enabled }}{{ $traceProcs = append $traceProcs "tail_sampling" }}{{ end }}
+{{- $traceProcs = append $traceProcs "batch" }}
+extensions:
+  health_check:
+    endpoint: {{ printf "%s:%d" $listen (int .Values.ports.health) | quote }}
+  {{- if $persist }}
+  file_storage:
+    directory: /var/lib/vigil
+    create_directory: true
+    timeout: 2s
+    compaction:
+      on_start: true
+      on_rebound: true
+      directory: /var/lib/vigil
+  {{- end }}
+
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {{ printf "%s:%d" $listen (int .Values.ports.otlpGrpc) | quote }}
+      http:
+        endpoint: {{ printf "%s:%d" $listen (int .Values.ports.otlpHttp) | quote }}
+
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: {{ int .Values.gateway.memoryLimiter.limitPercentage }}
+    spike_limit_percentage: {{ int .Values.gateway.memoryLimiter.spikeLimitPercentage }}
+  {{- if .Values.gateway.tailSampling.enabled }}
+  tail_sampling:
+    {{- $ts := deepCopy .Values.gateway.tailSampling.config }}
+    {{- if and $persist (not (hasKey $ts "storage")) }}
+    {{- $_ := set $ts "storage" "/var/lib/vigil/tail_sampling" }}
+    {{- end }}
+    {{- toYaml $ts | nindent 4 }}
+  {{- end }}
+  batch: {}
+
+connectors:
+  redflag: {{ toJson .Values.redflag }}
+  forward/traces: {}
+
+exporters:
+  {{- include "vigil.backendExporters" (dict "ctx" . "storage" $persist) | nindent 2 }}
+  {{- if .Values.alertsEndpoint.enabled }}
+  prometheus/alerts:
+    endpoint: {{ printf "%s:%d" $listen (int .Values.ports.alerts) | quote }}
+    send_timestamps: false
+    metric_expiration: {{ .Values.alertsEndpoint.metricExpiration }}
+  {{- end }}
+  {{- with (include "vigil.alertmanagerExporters" . | fromYaml) }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+
+service:
+  extensions: {{ if $persist }}[health_check, file_storage]{{ else }}[health_check]{{ end }}
+  {{- include "vigil.telemetry" . | nindent 2 }}
+  pipelines:
+    traces/in:
+      receivers: [otlp]
+      processors: [memory_limiter]
+      exporters: [redflag, forward/traces]
+    traces:
+      receivers: [forward/traces]
+      processors: {{ toJson $traceProcs }}
+      exporters: {{ toJson .Values.pipelines.traces }}
+    # The gateway receives spans only; its metrics and logs are the red-flag
+    # outputs computed on whole traces.
+    metrics:
+      receivers: [redflag]
+      processors: [batch]
+      exporters: {{ toJson .Values.pipelines.metrics }}
+    {{- if .Values.alertsEndpoint.enabled }}
+    metrics/alerts:
+      receivers: [redflag]
+      exporters: [prometheus/alerts]
+    {{- end }}
+    logs:
+      receivers: [redflag]
+      processors: [batch]
+      exporters: {{ toJson .Values.pipelines.logs }}
+    {{- if $am }}
+    logs/alerts:
+      receivers: [redflag]
+      exporters: {{ toJson $am }}
+    {{- end }}
+{{- end }}
