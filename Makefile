@@ -118,7 +118,7 @@ bench: build peer
 # Every simulator scenario over held-out seeds through the red-flag detectors
 # (about 10 minutes on 2 cores); EVAL_FLAGS="-seeds 1-5" for the tuning seeds.
 eval-redflags:
-	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags $(EVAL_FLAGS)
+	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags -results benchmarks/RESULTS.md $(EVAL_FLAGS)
 
 clean:
 	rm -rf bin

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilhq/vigil/benchmarks/driver"
+	"github.com/vigilhq/vigil/benchmarks/resultsdoc"
 )
 
 func main() {
@@ -170,15 +171,11 @@ func run() error {
 		}
 	}
 	if *resultsMD != "" {
-		f, err := os.Create(*resultsMD)
-		if err != nil {
+		var b strings.Builder
+		if err := driver.WriteMarkdown(&b, meta, results); err != nil {
 			return err
 		}
-		if err := driver.WriteMarkdown(f, meta, results); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
+		return resultsdoc.Replace(*resultsMD, "bench", b.String())
 	}
 	return nil
 }
@@ -276,15 +273,11 @@ func rewrite(dir, prefix, md string) error {
 		}
 		results = append(results, r)
 	}
-	f, err := os.Create(md)
-	if err != nil {
+	var doc strings.Builder
+	if err := driver.WriteMarkdown(&doc, meta, results); err != nil {
 		return err
 	}
-	if err := driver.WriteMarkdown(f, meta, results); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return resultsdoc.Replace(md, "bench", doc.String())
 }
 
 func commit() string {
