@@ -13,8 +13,12 @@ BIN     := $(CURDIR)/bin/vigil
 PEER_BIN    := $(CURDIR)/bin/peer
 # vmagent, M1's second peer, installed once into a gitignored cache.
 VMAGENT_BIN := $(CURDIR)/benchmarks/.cache/bin/vmagent
+# Alertmanager with its web UI (Debian's has none) for the end-to-end browser
+# test, built once into a gitignored cache (about a minute).
+AM_UI_VERSION := v0.28.1
+AM_UI_BIN     := $(CURDIR)/.cache/alertmanager-$(AM_UI_VERSION)/alertmanager
 
-.PHONY: all build peer vmagent run test test-deps unit e2e lint fmt tidy bench eval-redflags clean
+.PHONY: all build peer vmagent alertmanager-ui run test test-deps unit e2e lint fmt tidy bench eval-redflags clean
 
 all: build
 
@@ -32,25 +36,30 @@ vmagent: $(VMAGENT_BIN)
 $(VMAGENT_BIN):
 	GOBIN=$(dir $(VMAGENT_BIN)) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@v1.151.0
 
+alertmanager-ui: $(AM_UI_BIN)
+
+$(AM_UI_BIN):
+	GOBIN=$(dir $(AM_UI_BIN)) $(GO) install -trimpath github.com/prometheus/alertmanager/cmd/alertmanager@$(AM_UI_VERSION)
+
 run: build
 	@echo "vigil: OTLP in on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP); own metrics on 127.0.0.1:8888/metrics;"
-	@echo "       remote write in on 127.0.0.1:19291/api/v1/write; pipeline metrics on 127.0.0.1:8889/metrics;"
-	@echo "       health on 127.0.0.1:13133. Ctrl-C stops it."
+	@echo "       remote write in on 127.0.0.1:19291/api/v1/write; pipeline metrics and ALERTS on 127.0.0.1:8889/metrics;"
+	@echo "       status page on http://127.0.0.1:8890/; health on 127.0.0.1:13133. Ctrl-C stops it."
 	$(BIN)
 
 # Installs the real backends the end-to-end tests drive (Debian packages).
 test-deps:
 	scripts/test-deps.sh
 
-test: test-deps build peer
-	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) $(GO) test -count=1 -timeout 30m ./...
+test: test-deps build peer alertmanager-ui
+	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 30m ./...
 
 # Unit tests only (no binary, no backends).
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-e2e: build
-	VIGIL_BIN=$(BIN) $(GO) test -count=1 -timeout 30m ./e2e/...
+e2e: build alertmanager-ui
+	VIGIL_BIN=$(BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 30m ./e2e/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real backends the end-to-end tests run against, if missing:
-# Prometheus and Alertmanager from Debian's packages. Needs root (or sudo).
+# Prometheus, Alertmanager (with amtool) and headless Chromium from Debian's
+# packages. Needs root (or sudo).
 set -euo pipefail
 
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""
