@@ -233,6 +233,26 @@ next:
 	return n
 }
 
+// gauge returns the sum of an int64 gauge's points whose attributes include attrs.
+func (h *harness) gauge(t *testing.T, name string, attrs map[string]string) int64 {
+	t.Helper()
+	m, err := h.tel.GetMetric(name)
+	if err != nil {
+		return -1
+	}
+	var n int64
+next:
+	for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+		for k, v := range attrs {
+			if got, ok := dp.Attributes.Value(attribute.Key(k)); !ok || got.AsString() != v {
+				continue next
+			}
+		}
+		n += dp.Value
+	}
+	return n
+}
+
 func testConfig(endpoint string) *Config {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Endpoint = endpoint
@@ -272,7 +292,7 @@ func TestFiringAlertReachesAlertmanager(t *testing.T) {
 		assert.Equal(t, "http://vigil.example:8890/", string(a.GeneratorURL))
 		assert.True(t, firedAt.Equal(time.Time(a.StartsAt)), "startsAt %s, fired %s", a.StartsAt, firedAt)
 		// endsAt = send time + 4 x max(10 s evaluation, resend_delay).
-		assert.WithinDuration(t, times[i].Add(40*time.Second), time.Time(a.EndsAt), time.Second)
+		assert.WithinDuration(t, times[i].Add(40*time.Second), time.Time(a.EndsAt), 2*time.Second)
 		assert.Equal(t, "vigil/test", headers[i].Get("User-Agent"))
 		if i > 0 {
 			gap := times[i].Sub(times[i-1])
@@ -309,10 +329,14 @@ func TestResolvedAlertIsSentWithItsEndsAtThenForgotten(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return resolvedSends() >= 3 }, 5*time.Second, 10*time.Millisecond,
 		"the resolution is sent with its endsAt, and re-sent")
-	// After retention (600 ms from resolvedAt) nothing more is sent.
-	time.Sleep(time.Until(resolvedAt.Add(800 * time.Millisecond)))
+	// After retention (600 ms from resolvedAt) the alert is forgotten and
+	// nothing more is sent.
+	require.Eventually(t, func() bool {
+		return time.Since(resolvedAt) > 600*time.Millisecond && h.gauge(t, "otelcol_exporter_alertmanager_alerts", map[string]string{"state": "resolved"}) == 0
+	}, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // a send already queued may still land
 	n := len(am.alerts())
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	assert.Equal(t, n, len(am.alerts()), "nothing sent after resolved_retention")
 	assert.LessOrEqual(t, resolvedSends(), 8)
 	for _, a := range am.alerts() {
