@@ -19,7 +19,13 @@ HELM_VERSION := v3.19.5
 HELM_BIN     := $(CURDIR)/.cache/bin/helm-$(HELM_VERSION)
 KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
 
-.PHONY: all build peer vmagent helm kube-apiserver run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards clean
+
+# Alertmanager with its web UI (Debian's has none) for the end-to-end browser
+# test, built once into a gitignored cache (about a minute).
+AM_UI_VERSION := v0.28.1
+AM_UI_BIN     := $(CURDIR)/.cache/alertmanager-$(AM_UI_VERSION)/alertmanager
+
+.PHONY: all build peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards clean
 
 all: build
 
@@ -56,18 +62,23 @@ $(HELM_BIN):
 kube-apiserver:
 	scripts/kube-apiserver.sh
 
+alertmanager-ui: $(AM_UI_BIN)
+
+$(AM_UI_BIN):
+	GOBIN=$(dir $(AM_UI_BIN)) $(GO) install -trimpath github.com/prometheus/alertmanager/cmd/alertmanager@$(AM_UI_VERSION)
+
 run: build
 	@echo "vigil: OTLP in on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP); own metrics on 127.0.0.1:8888/metrics;"
-	@echo "       remote write in on 127.0.0.1:19291/api/v1/write; pipeline metrics on 127.0.0.1:8889/metrics;"
-	@echo "       health on 127.0.0.1:13133. Ctrl-C stops it."
+	@echo "       remote write in on 127.0.0.1:19291/api/v1/write; pipeline metrics and ALERTS on 127.0.0.1:8889/metrics;"
+	@echo "       status page on http://127.0.0.1:8890/; health on 127.0.0.1:13133. Ctrl-C stops it."
 	$(BIN)
 
 # Installs the real backends the end-to-end tests drive (Debian packages).
 test-deps:
 	scripts/test-deps.sh
 
-test: test-deps build peer helm
-	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) HELM_BIN=$(HELM_BIN) $(GO) test -count=1 -timeout 30m ./...
+test: test-deps build peer helm alertmanager-ui
+	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 30m ./...
 
 # The Helm chart against a real kube-apiserver + etcd (e2e/kube_test.go):
 # strict server-side dry run, helm install/upgrade, RBAC by SubjectAccessReview.
@@ -82,8 +93,8 @@ test-kube: build helm kube-apiserver
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-e2e: build helm
-	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) $(GO) test -count=1 -timeout 30m ./e2e/...
+e2e: build helm alertmanager-ui
+	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 30m ./e2e/...
 
 # Copies the Grafana dashboards into the chart (files/dashboards), where
 # dashboards.enabled renders them into ConfigMaps; Helm reads no file outside

@@ -35,9 +35,9 @@ func TestComponentsListsTheDistribution(t *testing.T) {
 	want := map[string][]string{
 		"receivers":  {"otlp", "prometheus", "file_log", "syslog", "tcp_log", "udp_log", "fluent_forward", "journald", "host_metrics", "kubelet_stats"},
 		"processors": {"batch", "memory_limiter", "k8s_attributes", "resource", "resource_detection", "attributes", "filter", "transform"},
-		"exporters":  {"otlp_grpc", "otlp_http", "debug", "file", "prometheus", "prometheus_remote_write", "load_balancing", "kafka"},
-		"connectors": {"forward", "span_metrics"},
-		"extensions": {"health_check", "pprof", "zpages", "file_storage", "bearertokenauth"},
+		"exporters":  {"otlp_grpc", "otlp_http", "debug", "file", "prometheus", "prometheus_remote_write", "load_balancing", "kafka", "alertmanager"},
+		"connectors": {"forward", "span_metrics", "redflag"},
+		"extensions": {"health_check", "pprof", "zpages", "file_storage", "bearertokenauth", "vigil_status"},
 	}
 	got := componentsByKind(t, out)
 	for kind, names := range want {
@@ -187,10 +187,10 @@ var acceptedSpansRe = regexp.MustCompile(`(?m)^otelcol_receiver_accepted_spans(?
 
 // `vigil` with no flags runs the embedded default: OTLP on 127.0.0.1:4317,
 // its own metrics on 127.0.0.1:8888 counting what it accepted, the pipeline's
-// Prometheus endpoint on 8889, health on 13133, remote write in on 19291. It
-// needs those fixed ports.
+// Prometheus endpoint on 8889, health on 13133, remote write in on 19291, the
+// status page on 8890. It needs those fixed ports.
 func TestEmbeddedDefault(t *testing.T) {
-	for _, p := range []int{4317, 4318, 8888, 8889, 13133, 19291} {
+	for _, p := range []int{4317, 4318, 8888, 8889, 8890, 13133, 19291} {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			t.Fatalf("port %d of the embedded default is busy (is another vigil running?): %v", p, err)
@@ -237,6 +237,24 @@ func TestEmbeddedDefault(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// The status page: the connector publishes after its first evaluation
+	// (10 s), and the page then shows the service that sent spans.
+	require.True(t, otlpsink.WaitFor(30*time.Second, func() bool {
+		resp, err := http.Get("http://127.0.0.1:8890/api/status")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && strings.Contains(string(b), `"spans_observed": 37`)
+	}), "status page on 8890")
+	resp, err = http.Get("http://127.0.0.1:8890/")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "Vigil status")
 
 	// Remote write in: an empty 1.0 request (snappy of nothing) is accepted.
 	resp, err = http.Post("http://127.0.0.1:19291/api/v1/write", "application/x-protobuf", strings.NewReader("\x00"))

@@ -774,7 +774,6 @@ func TestHelmRejectsBadValues(t *testing.T) {
 		{"bad quantity", []string{"--set", "agent.resources.limits.memory=lots"}, []string{"agent/resources/limits/memory"}},
 		{"bad resolver", []string{"--set", "gateway.resolver.type=consul"}, []string{"gateway/resolver/type"}},
 		{"bad alertmanager URL", []string{"--set", "alertmanager.endpoints={alertmanager:9093}"}, []string{"alertmanager/endpoints"}},
-		{"dashboards without a file", []string{"--set", "dashboards.enabled=true"}, []string{"dashboards.enabled", "files/dashboards"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -787,26 +786,39 @@ func TestHelmRejectsBadValues(t *testing.T) {
 	}
 }
 
-// With a dashboard in files/dashboards, dashboards.enabled renders it into a
-// ConfigMap Grafana's sidecar picks up. The real dashboard is not in the chart
-// yet, so this uses a copy of the chart with a small one.
+// dashboards.enabled renders the chart's copy of the red-flag dashboard into a
+// ConfigMap Grafana's sidecar picks up, and that copy is the one in
+// deploy/grafana (make chart-dashboards keeps them equal).
 func TestHelmDashboardConfigMap(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "vigil")
-	require.NoError(t, os.CopyFS(dir, os.DirFS(chartDir)))
-	dash := `{"title": "Vigil red flags", "panels": [{"type": "table", "targets": [{"expr": "ALERTS{alertname=\"CascadingFailure\"}"}]}]}`
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "files", "dashboards", "vigil-red-flags.json"), []byte(dash), 0o600))
+	want, err := os.ReadFile("../deploy/grafana/vigil-red-flags.json")
+	require.NoError(t, err)
+	inChart, err := os.ReadFile(filepath.Join(chartDir, "files", "dashboards", "vigil-red-flags.json"))
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(inChart), "the chart's dashboard differs from deploy/grafana: run make chart-dashboards")
 
-	rendered, err := renderChart(t, dir)
+	rendered, err := renderChart(t, chartDir)
 	require.NoError(t, err)
 	for _, cm := range all[*corev1.ConfigMap](decodeManifest(t, rendered)) {
 		assert.NotContains(t, cm.Labels, "grafana_dashboard", "off by default")
 	}
 
-	rendered, err = renderChart(t, dir, "--set", "dashboards.enabled=true")
+	rendered, err = renderChart(t, chartDir, "--set", "dashboards.enabled=true")
 	require.NoError(t, err)
 	m := decodeManifest(t, rendered)
 	cm := one[*corev1.ConfigMap](t, m, "vigil-dashboard-vigil-red-flags")
 	assert.Equal(t, "1", cm.Labels["grafana_dashboard"])
 	assert.Equal(t, "Vigil", cm.Annotations["grafana_folder"])
-	assert.JSONEq(t, dash, cm.Data["vigil-red-flags.json"])
+	assert.JSONEq(t, string(want), cm.Data["vigil-red-flags.json"])
+}
+
+// A chart copy without dashboard files fails the render with a message
+// instead of installing an empty ConfigMap.
+func TestHelmDashboardsWithoutAFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vigil")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(chartDir)))
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "files", "dashboards")))
+	out, err := renderChart(t, dir, "--set", "dashboards.enabled=true")
+	require.Errorf(t, err, "rendered:\n%s", out)
+	assert.Contains(t, err.Error(), "dashboards.enabled")
+	assert.Contains(t, err.Error(), "files/dashboards")
 }

@@ -45,6 +45,8 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector"
+	"github.com/vigilhq/vigil/exporters/alertmanagerexporter"
+	"github.com/vigilhq/vigil/extensions/statusextension"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor"
 	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver"
 )
@@ -96,6 +98,7 @@ func Components() (otelcol.Factories, error) {
 		prometheusremotewriteexporter.NewFactory(),
 		loadbalancingexporter.NewFactory(),
 		kafkaexporter.NewFactory(),
+		alertmanagerexporter.NewFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -116,6 +119,7 @@ func Components() (otelcol.Factories, error) {
 		zpagesextension.NewFactory(),
 		filestorage.NewFactory(),
 		bearertokenauthextension.NewFactory(),
+		statusextension.NewFactory(),
 	)
 	return f, err
 }

@@ -17,6 +17,8 @@ func TestEmbeddedProvider(t *testing.T) {
 	require.Equal(t, "127.0.0.1:4317", conf.Get("receivers::otlp::protocols::grpc::endpoint"))
 	require.Equal(t, "127.0.0.1:13133", conf.Get("extensions::health_check::endpoint"))
 	require.Equal(t, "127.0.0.1:19291", conf.Get("receivers::prometheus_remote_write::endpoint"))
+	require.Equal(t, "127.0.0.1:8890", conf.Get("extensions::vigil_status::endpoint"))
+	require.Equal(t, "vigil_status", conf.Get("connectors::redflag::status"))
 
 	_, err = p.Retrieve(context.Background(), "vigil:nope", nil)
 	require.ErrorContains(t, err, `no embedded config "nope" (have default`)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real backends the end-to-end tests run against, if missing:
-# Prometheus and Alertmanager from Debian's packages. Needs root (or sudo).
-# `test-deps.sh etcd` installs etcd instead (make test-kube's API server store).
+# Prometheus, Alertmanager (with amtool) and headless Chromium from Debian's
+# packages. Needs root (or sudo). `test-deps.sh etcd` installs etcd instead
+# (make test-kube's API server store).
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ if [ "${1:-}" = etcd ]; then
 else
   command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

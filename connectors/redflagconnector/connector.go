@@ -58,6 +58,7 @@ type core struct {
 	pool    sync.Pool
 
 	gauges      atomic.Pointer[gaugeValues]
+	observed    [3]atomic.Int64      // spans, log records, data points fed to the detectors, by signal
 	prevSeries  map[string]seriesRef // ALERTS series emitted at the last evaluation
 	resource    map[string]string
 	startedTime time.Time
@@ -166,6 +167,7 @@ func (t *tracesIn) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	b := c.pool.Get().(*detect.Batch)
 	c.ext.Traces(td, now, b)
 	c.tel.SpansReceived.Add(ctx, int64(td.SpanCount()))
+	c.observed[signalTraces].Add(int64(td.SpanCount()))
 	c.submit(ctx, work{now: now, b: b})
 	return nil
 }
@@ -180,6 +182,7 @@ func (l *logsIn) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	b := c.pool.Get().(*detect.Batch)
 	c.ext.Logs(ld, b)
 	c.tel.LogRecordsReceived.Add(ctx, int64(ld.LogRecordCount()))
+	c.observed[signalLogs].Add(int64(ld.LogRecordCount()))
 	c.submit(ctx, work{now: time.Now(), b: b})
 	return nil
 }
@@ -194,6 +197,7 @@ func (m *metricsIn) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) erro
 	b := c.pool.Get().(*detect.Batch)
 	c.ext.Metrics(md, b)
 	c.tel.DataPointsReceived.Add(ctx, int64(md.DataPointCount()))
+	c.observed[signalMetrics].Add(int64(md.DataPointCount()))
 	c.submit(ctx, work{now: time.Now(), b: b})
 	return nil
 }
@@ -320,16 +324,31 @@ func (c *core) evaluate(now time.Time) {
 			pending++
 		}
 	}
-	c.gauges.Store(&gaugeValues{
+	g := &gaugeValues{
 		edges: int64(st.Edges), services: int64(st.Services), pending: pending, firing: firing,
 		overflow: int64(st.EdgesOverflow), expired: int64(st.EdgesExpired),
 		joinDropped: int64(xs.JoinDropped), joinExpired: int64(xs.Expired),
-	})
+	}
+	c.gauges.Store(g)
 	if status != nil {
 		flaggedEdges, flaggedServices := c.eng.Flagged()
 		status.PublishRedFlags(&Snapshot{
 			At: now, Edges: edgeViews, Services: svcViews, Alerts: alerts,
 			FlaggedEdges: flaggedEdges, FlaggedServices: flaggedServices,
+			Counters: map[string]int64{
+				"spans_observed":       c.observed[signalTraces].Load(),
+				"log_records_observed": c.observed[signalLogs].Load(),
+				"datapoints_observed":  c.observed[signalMetrics].Load(),
+				"edges":                g.edges,
+				"services":             g.services,
+				"alerts_pending":       g.pending,
+				"alerts_firing":        g.firing,
+				"edges_dropped":        g.overflow,
+				"edges_evicted":        g.expired,
+				"joins_dropped":        g.joinDropped,
+				"joins_expired":        g.joinExpired,
+				"evaluation_us":        time.Since(t0).Microseconds(),
+			},
 		})
 	}
 	c.tel.EvaluationDuration.Record(ctx, time.Since(t0).Seconds())

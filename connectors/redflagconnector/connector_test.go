@@ -2,14 +2,21 @@ package redflagconnector
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -250,4 +257,60 @@ func findPoint(mds []pmetric.Metrics, name string, labels map[string]string) *pm
 		}
 	}
 	return found
+}
+
+// On the agent's Prometheus endpoint (the prometheus exporter) the ALERTS
+// series look like Prometheus's own, with no OTel scope labels, and all end at
+// once when several alerts resolve in one evaluation. The exporter stops
+// reading a metric's points at its first no-recorded-value point, so each
+// ending series must come in a metric of its own.
+func TestAlertSeriesThroughThePrometheusExporter(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	pf := prometheusexporter.NewFactory()
+	pcfg := pf.CreateDefaultConfig().(*prometheusexporter.Config)
+	pcfg.ServerConfig.NetAddr.Endpoint = addr
+	exp, err := pf.CreateMetrics(ctx, exportertest.NewNopSettings(pf.Type()), pcfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
+	defer func() { require.NoError(t, exp.Shutdown(ctx)) }()
+	scrape := func() string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	alertLines := regexp.MustCompile(`(?m)^ALERTS(_FOR_STATE)?\{.*$`)
+
+	c := newTestCore(t, fastConfig())
+	now := time.Now()
+	var alerts []detect.Alert
+	for _, callee := range []string{"payments", "inventory", "shipping"} {
+		alerts = append(alerts, detect.Alert{
+			Labels: map[string]string{"alertname": "DependencyErrorSpike", "severity": "warning", "service": "checkout", "callee": callee},
+			State:  detect.Pending, ActiveAt: now,
+		})
+	}
+	require.NoError(t, exp.ConsumeMetrics(ctx, c.buildMetrics(now, alerts, nil, nil)))
+	for i := range alerts {
+		alerts[i].State = detect.Firing
+	}
+	require.NoError(t, exp.ConsumeMetrics(ctx, c.buildMetrics(now.Add(10*time.Second), alerts, nil, nil)))
+	lines := alertLines.FindAllString(scrape(), -1)
+	require.Len(t, lines, 6, "three firing ALERTS, three ALERTS_FOR_STATE; the pending series ended:\n%s", strings.Join(lines, "\n"))
+	for _, l := range lines {
+		assert.NotRegexp(t, `otel_scope_name="[^"]`, l)
+		if strings.HasPrefix(l, "ALERTS{") {
+			assert.Contains(t, l, `alertstate="firing"`)
+			assert.Regexp(t, ` 1$`, l)
+		}
+	}
+
+	require.NoError(t, exp.ConsumeMetrics(ctx, c.buildMetrics(now.Add(20*time.Second), nil, nil, nil)))
+	assert.Empty(t, alertLines.FindAllString(scrape(), -1), "every resolved alert's series ended")
 }

@@ -60,11 +60,15 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 	ms := c.newResourceMetrics(md)
 	ts := pcommon.NewTimestampFromTime(now)
 
-	alertsG := ms.AppendEmpty()
+	// ALERTS and ALERTS_FOR_STATE sit in a scope without a name: the
+	// prometheus and prometheusremotewrite exporters turn a scope name into an
+	// otel_scope_name label, which the series Prometheus writes do not have.
+	as := md.ResourceMetrics().At(0).ScopeMetrics().AppendEmpty().Metrics()
+	alertsG := as.AppendEmpty()
 	alertsG.SetName("ALERTS")
 	alertsG.SetDescription("Active red-flag alerts, as Prometheus's ALERTS series.")
 	ag := alertsG.SetEmptyGauge().DataPoints()
-	forG := ms.AppendEmpty()
+	forG := as.AppendEmpty()
 	forG.SetName("ALERTS_FOR_STATE")
 	forG.SetDescription("When each active red-flag alert became active (Unix seconds), as Prometheus's ALERTS_FOR_STATE.")
 	fg := forG.SetEmptyGauge().DataPoints()
@@ -86,16 +90,23 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 		putLabels(dp.Attributes(), a.Labels)
 		cur["ALERTS_FOR_STATE\x00"+labelKey(a.Labels)] = seriesRef{"ALERTS_FOR_STATE", a.Labels}
 	}
+	// Each ending series gets a metric of its own: the prometheus exporter
+	// (v0.161.0, accumulator.go) stops reading a metric's points at its first
+	// no-recorded-value point, so a second ending series in the same metric
+	// would stay on 8889 until metric_expiration.
 	for _, k := range slices.Sorted(maps.Keys(c.prevSeries)) {
 		if _, still := cur[k]; still {
 			continue
 		}
 		ref := c.prevSeries[k]
-		dps := ag
-		if ref.metric == "ALERTS_FOR_STATE" {
-			dps = fg
+		m := as.AppendEmpty()
+		m.SetName(ref.metric)
+		if ref.metric == "ALERTS" {
+			m.SetDescription(alertsG.Description())
+		} else {
+			m.SetDescription(forG.Description())
 		}
-		dp := dps.AppendEmpty()
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 		putLabels(dp.Attributes(), ref.labels)

@@ -14,14 +14,29 @@ import (
 // immutable once published.
 type Snapshot struct {
 	At       time.Time
-	Edges    []detect.EdgeView
-	Services []detect.ServiceView
-	Alerts   []detect.Alert
+	Edges    []EdgeView
+	Services []ServiceView
+	Alerts   []Alert
 	// FlaggedEdges are [caller, callee] pairs covered by active alerts;
 	// FlaggedServices are origins and affected services of active alerts.
 	FlaggedEdges    [][2]string
 	FlaggedServices []string
+	// Counters are the detectors' running totals (telemetry observed, state
+	// dropped at its bounds), keyed by a short snake_case name.
+	Counters map[string]int64
 }
+
+// EdgeView is one caller -> callee edge in a Snapshot.
+type EdgeView = detect.EdgeView
+
+// ServiceView is one service in a Snapshot.
+type ServiceView = detect.ServiceView
+
+// Alert is one active alert in a Snapshot.
+type Alert = detect.Alert
+
+// Counts are an edge's or a service's call counts in a Snapshot.
+type Counts = detect.Counts
 
 // statusSink is what the status extension implements to receive snapshots.
 type statusSink interface {

@@ -59,6 +59,7 @@ type sampler struct {
 	needSize      bool
 	spanIngest    bool
 	flags         atomic.Pointer[policy.FlagSet]
+	running       bool // Start succeeded and the decision loop runs
 	redFlagStatus []string
 	flagSources   []flagSource
 	voteAttrs     [][5]metric.MeasurementOption
@@ -210,6 +211,11 @@ func (p *sampler) tickOf(t time.Time) int64 { return int64(t.Sub(p.origin) / p.t
 func (p *sampler) Start(ctx context.Context, host component.Host) error {
 	var err error
 	p.startOnce.Do(func() {
+		defer func() {
+			if err != nil {
+				close(p.done) // no loop to wait for in Shutdown
+			}
+		}()
 		p.origin = time.Now()
 		for _, name := range p.redFlagStatus {
 			var id component.ID
@@ -234,6 +240,7 @@ func (p *sampler) Start(ctx context.Context, host component.Host) error {
 				return
 			}
 		}
+		p.running = true
 		go p.loop()
 	})
 	return err
@@ -264,11 +271,12 @@ func (p *sampler) loop() {
 func (p *sampler) Shutdown(ctx context.Context) error {
 	var err error
 	p.stopOnce.Do(func() {
-		started := true
-		p.startOnce.Do(func() { started = false; close(p.done) })
+		p.startOnce.Do(func() { close(p.done) })
 		close(p.stop)
 		<-p.done
-		if started && p.cfg.Storage != "" {
+		// Saved state is only written by a sampler that started (and so
+		// restored what an earlier run saved): never overwrite it otherwise.
+		if p.running && p.cfg.Storage != "" {
 			err = p.save()
 		}
 		p.mu.Lock()

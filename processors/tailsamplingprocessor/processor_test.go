@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -289,4 +290,85 @@ func TestKeptSpansCarryTheSamplingThreshold(t *testing.T) {
 	require.False(t, kept.IsEmpty())
 	require.Equal(t, "ot=th:e6666666666666", sp.TraceState().AsRaw(), "a tenth: 2^56 - round(0.1 x 2^56) = 0xe6666666666666, adjusted count 10")
 	require.NoError(t, p.Shutdown(ctx))
+}
+
+// flagHost is a host with one extension publishing red flags, as the
+// vigil_status extension does.
+type flagHost struct {
+	component.Host
+	exts map[component.ID]component.Component
+}
+
+func (h flagHost) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+type fakeFlags struct {
+	component.StartFunc
+	component.ShutdownFunc
+	edges    map[[2]string]bool
+	services map[string]bool
+}
+
+func (f *fakeFlags) FlaggedSet() (map[[2]string]bool, map[string]bool) { return f.edges, f.services }
+
+// withPeer builds one trace from service svc with a client span calling peer.
+func withPeer(id int, svc, peer string) ptrace.Traces {
+	td := makeTraces([]int{id}, 1, nil, map[string]any{"service.peer.name": peer})
+	td.ResourceSpans().At(0).Resource().Attributes().PutStr("service.name", svc)
+	td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetKind(ptrace.SpanKindClient)
+	return td
+}
+
+// The red_flag policy keeps the traces that cross a call or a service the
+// connector flagged, read from the status extension named in its config.
+func TestRedFlagPolicyKeepsFlaggedCalls(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{
+		"decision_wait": "300ms",
+		"policies": []any{map[string]any{
+			"name": "red-flags", "type": "red_flag", "red_flag": map[string]any{"status": "vigil_status"},
+		}},
+	}).Unmarshal(cfg))
+	require.NoError(t, cfg.Validate())
+	sink := new(consumertest.TracesSink)
+	p, err := newSampler(processortest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	flags := &fakeFlags{
+		edges:    map[[2]string]bool{{"checkout", "payments"}: true},
+		services: map[string]bool{"inventory-db": true},
+	}
+	host := flagHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
+		component.MustNewID("vigil_status"): flags,
+	}}
+	ctx := context.Background()
+	require.NoError(t, p.Start(ctx, host))
+	// The flags are read on the decision ticker; wait for the first read.
+	require.Eventually(t, func() bool { return p.flags.Load() != nil }, 5*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, p.ConsumeTraces(ctx, withPeer(1, "checkout", "payments")))      // flagged call
+	require.NoError(t, p.ConsumeTraces(ctx, withPeer(2, "checkout", "catalog")))       // healthy call
+	require.NoError(t, p.ConsumeTraces(ctx, withPeer(3, "frontend", "payments")))      // same callee, other caller
+	require.NoError(t, p.ConsumeTraces(ctx, withPeer(4, "inventory-db", "disk")))      // flagged service itself
+	require.NoError(t, p.ConsumeTraces(ctx, withPeer(5, "inventory", "inventory-db"))) // call into a flagged service
+	require.Eventually(t, func() bool { return sink.SpanCount() == 3 }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	assert.Equal(t, map[pcommon.TraceID]int{traceID(1): 1, traceID(4): 1, traceID(5): 1}, keptIDs(sink))
+	require.NoError(t, p.Shutdown(ctx))
+}
+
+// A red_flag policy naming an extension that is not there fails at start,
+// with the name.
+func TestRedFlagPolicyNeedsTheStatusExtension(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{
+		"policies": []any{map[string]any{
+			"name": "red-flags", "type": "red_flag", "red_flag": map[string]any{"status": "vigil_status/main"},
+		}},
+	}).Unmarshal(cfg))
+	require.NoError(t, cfg.Validate())
+	p, err := newSampler(processortest.NewNopSettings(metadata.Type), cfg, new(consumertest.TracesSink))
+	require.NoError(t, err)
+	err = p.Start(context.Background(), componenttest.NewNopHost())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"vigil_status/main" is not configured`)
+	require.NoError(t, p.Shutdown(context.Background()))
 }
