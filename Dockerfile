@@ -27,6 +27,6 @@ COPY --from=build /out/vigil /usr/bin/vigil
 COPY deploy/docker/container.yaml /etc/vigil/container.yaml
 USER 65532:65532
 # OTLP gRPC and HTTP, remote write, own telemetry, pipeline metrics, health.
-EXPOSE 4317 4318 19291 8888 8889 13133
+EXPOSE 4317 4318 19291 8888 8889 8890 13133
 ENTRYPOINT ["/usr/bin/vigil"]
 CMD ["--config", "vigil:default", "--config", "/etc/vigil/container.yaml"]
