@@ -60,6 +60,9 @@ type sampler struct {
 	spanIngest    bool
 	flags         atomic.Pointer[policy.FlagSet]
 	running       bool // Start succeeded and the decision loop runs
+	sinks         []counterSink
+	totals        totals // guarded by the decision loop (flush)
+	lastPublish   time.Time
 	redFlagStatus []string
 	flagSources   []flagSource
 	voteAttrs     [][5]metric.MeasurementOption
@@ -105,6 +108,20 @@ type gaugeSnap struct{ traces, buffered, mapped, budget, evS, evN int64 }
 // flagSource is what the vigil_status extension offers the red_flag policy.
 type flagSource interface {
 	FlaggedSet() (edges map[[2]string]bool, services map[string]bool)
+}
+
+// counterSink is an extension that shows the sampler's counters (the
+// vigil_status page does).
+type counterSink interface {
+	PublishCounters(source string, counters map[string]int64)
+}
+
+// publishEvery is how often the counters go to the counter sinks.
+const publishEvery = time.Second
+
+// totals are the sampler's counters since start, for the counter sinks.
+type totals struct {
+	sampled, notSampled, dropped, newTraces, tooLarge, lateSampled, lateDropped, early int64
 }
 
 var _ processor.Traces = (*sampler)(nil)
@@ -217,6 +234,11 @@ func (p *sampler) Start(ctx context.Context, host component.Host) error {
 			}
 		}()
 		p.origin = time.Now()
+		for _, ext := range host.GetExtensions() {
+			if cs, ok := ext.(counterSink); ok {
+				p.sinks = append(p.sinks, cs)
+			}
+		}
 		for _, name := range p.redFlagStatus {
 			var id component.ID
 			if err = id.UnmarshalText([]byte(name)); err != nil {
@@ -704,6 +726,31 @@ func (p *sampler) flush() {
 	}
 	for _, v := range lat {
 		p.tel.DecisionLatency.Record(ctx, v)
+	}
+
+	t := &p.totals
+	t.sampled += global[policy.Sampled]
+	t.notSampled += global[policy.NotSampled]
+	t.dropped += global[policy.Dropped]
+	t.newTraces += newTraces
+	t.tooLarge += tooLarge
+	t.lateSampled += lateS
+	t.lateDropped += lateD
+	for _, n := range early {
+		t.early += n
+	}
+	if len(p.sinks) > 0 && time.Since(p.lastPublish) >= publishEvery {
+		p.lastPublish = time.Now()
+		c := map[string]int64{
+			"traces_sampled": t.sampled, "traces_not_sampled": t.notSampled, "traces_dropped": t.dropped,
+			"traces_received": t.newTraces, "traces_too_large": t.tooLarge, "decided_early": t.early,
+			"late_spans_forwarded": t.lateSampled, "late_spans_dropped": t.lateDropped,
+			"traces_buffered": g.traces, "bytes_buffered": g.buffered, "memory_budget_bytes": g.budget,
+			"decisions_evicted": g.evS + g.evN,
+		}
+		for _, cs := range p.sinks {
+			cs.PublishCounters(p.id.String(), c)
+		}
 	}
 }
 

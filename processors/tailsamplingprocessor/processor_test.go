@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,9 +308,24 @@ type fakeFlags struct {
 	component.ShutdownFunc
 	edges    map[[2]string]bool
 	services map[string]bool
+
+	mu       sync.Mutex
+	counters map[string]map[string]int64
 }
 
 func (f *fakeFlags) FlaggedSet() (map[[2]string]bool, map[string]bool) { return f.edges, f.services }
+
+func (f *fakeFlags) PublishCounters(source string, c map[string]int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counters[source] = maps.Clone(c)
+}
+
+func (f *fakeFlags) published(source, name string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counters[source][name]
+}
 
 // withPeer builds one trace from service svc with a client span calling peer.
 func withPeer(id int, svc, peer string) ptrace.Traces {
@@ -335,6 +352,7 @@ func TestRedFlagPolicyKeepsFlaggedCalls(t *testing.T) {
 	flags := &fakeFlags{
 		edges:    map[[2]string]bool{{"checkout", "payments"}: true},
 		services: map[string]bool{"inventory-db": true},
+		counters: map[string]map[string]int64{},
 	}
 	host := flagHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
 		component.MustNewID("vigil_status"): flags,
@@ -352,6 +370,13 @@ func TestRedFlagPolicyKeepsFlaggedCalls(t *testing.T) {
 	require.Eventually(t, func() bool { return sink.SpanCount() == 3 }, 5*time.Second, 10*time.Millisecond)
 	time.Sleep(400 * time.Millisecond)
 	assert.Equal(t, map[pcommon.TraceID]int{traceID(1): 1, traceID(4): 1, traceID(5): 1}, keptIDs(sink))
+
+	// Its counters reach the status page, under the processor's name.
+	require.Eventually(t, func() bool {
+		return flags.published("tail_sampling", "traces_sampled") == 3 && flags.published("tail_sampling", "traces_not_sampled") == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, int64(5), flags.published("tail_sampling", "traces_received"))
+	assert.Positive(t, flags.published("tail_sampling", "memory_budget_bytes"))
 	require.NoError(t, p.Shutdown(ctx))
 }
 
