@@ -19,7 +19,7 @@ func TestEmbeddedProvider(t *testing.T) {
 	require.Equal(t, "127.0.0.1:19291", conf.Get("receivers::prometheus_remote_write::endpoint"))
 
 	_, err = p.Retrieve(context.Background(), "vigil:nope", nil)
-	require.ErrorContains(t, err, `no embedded config "nope" (have default`)
+	require.ErrorContains(t, err, `no embedded config "nope" (have agent, default`)
 	_, err = p.Retrieve(context.Background(), "file:x.yaml", nil)
 	require.Error(t, err)
 }
