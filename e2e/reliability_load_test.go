@@ -76,14 +76,14 @@ func (c counts) String() string {
 }
 
 type loadgen struct {
-	t      *testing.T
-	conn   *grpc.ClientConn
-	file   string // CRI log file, "" for none
-	rate   loadRate
-	seq    atomic.Int64
-	l      *ledger
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	t        *testing.T
+	conn     *grpc.ClientConn
+	file     string // CRI log file, "" for none
+	rate     loadRate
+	seq      atomic.Int64
+	l        *ledger
+	stop     chan struct{}
+	wg       sync.WaitGroup
 	paused   atomic.Bool
 	inflight atomic.Int64
 }
