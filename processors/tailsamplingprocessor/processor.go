@@ -177,7 +177,8 @@ func memoryBudget(mib uint64) int64 {
 	if mib > 0 {
 		return int64(mib) << 20
 	}
-	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	for _, f := range cgroupLimitFiles(string(self)) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
@@ -187,6 +188,29 @@ func memoryBudget(mib uint64) int64 {
 		}
 	}
 	return 512 << 20
+}
+
+// cgroupLimitFiles lists the files that may hold this process's memory
+// limit, its own cgroup's first (from /proc/self/cgroup: "0::/path" for
+// cgroup v2, "N:memory:/path" for v1), then the root's, which is the
+// container's own inside a cgroup namespace. Reading only the root's missed
+// a limit set on the process's cgroup outside a namespace (a systemd unit's
+// MemoryMax=, a child cgroup), as the memory_limiter does not.
+func cgroupLimitFiles(procSelfCgroup string) []string {
+	var files []string
+	for _, line := range strings.Split(procSelfCgroup, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || parts[2] == "/" || strings.Contains(parts[2], "..") {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			files = append(files, "/sys/fs/cgroup"+parts[2]+"/memory.max")
+		case strings.Contains(","+parts[1]+",", ",memory,"):
+			files = append(files, "/sys/fs/cgroup/memory"+parts[2]+"/memory.limit_in_bytes")
+		}
+	}
+	return append(files, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 }
 
 // Gauges implements metadata.Gauges.
@@ -321,7 +345,9 @@ func (p *sampler) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	p.mu.Unlock()
 	w.reset()
 	p.scratch.Put(w)
-	p.forward(ctx, out)
+	// out holds traces decided now, most of them sent (and acknowledged) in
+	// earlier requests: the caller giving up must not cancel their export.
+	p.forward(context.WithoutCancel(ctx), out)
 	return nil
 }
 
