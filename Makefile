@@ -14,7 +14,7 @@ PEER_BIN    := $(CURDIR)/bin/peer
 # vmagent, M1's second peer, installed once into a gitignored cache.
 VMAGENT_BIN := $(CURDIR)/benchmarks/.cache/bin/vmagent
 
-.PHONY: all build peer vmagent run test test-deps unit e2e lint fmt tidy bench eval-redflags clean
+.PHONY: all build peer vmagent run test test-deps unit e2e lint fmt tidy bench eval-redflags fuzz clean
 
 all: build
 
@@ -56,6 +56,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd benchmarks/peer && $(GO) vet .
+
+# Every Fuzz* test for FUZZTIME each (go test -fuzztime syntax), with the
+# executions of each target; CI runs it with a small FUZZTIME.
+FUZZTIME ?= 30s
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
