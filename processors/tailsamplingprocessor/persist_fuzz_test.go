@@ -58,13 +58,15 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-3] ^= 0x40
 	f.Add(flipped)
+	// One sampler for every input: restoring into a used one is what a
+	// restart does too, and it keeps each execution cheap.
+	p := fuzzSampler(f, f.TempDir())
+	f.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p := fuzzSampler(t, t.TempDir())
 		restored, bad, _ := p.restoreFrom(bufio.NewReader(bytes.NewReader(b)))
 		if restored < 0 || bad < 0 || restored > len(b)/17 {
 			t.Fatalf("restored %d, unrestorable %d from %d bytes", restored, bad, len(b))
 		}
-		require.NoError(t, p.Shutdown(context.Background()))
 	})
 }
 
@@ -84,10 +86,10 @@ func FuzzRestoreTrace(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add(make([]byte, 16))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		p := fuzzSampler(t, t.TempDir())
-		w := &ingest{idx: map[[16]byte]int32{}}
+	p := fuzzSampler(f, f.TempDir())
+	f.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	w := &ingest{idx: map[[16]byte]int32{}}
+	f.Fuzz(func(_ *testing.T, body []byte) {
 		_ = p.restoreTrace(w, body, time.Now())
-		require.NoError(t, p.Shutdown(context.Background()))
 	})
 }
