@@ -14,7 +14,7 @@ PEER_BIN    := $(CURDIR)/bin/peer
 # vmagent, M1's second peer, installed once into a gitignored cache.
 VMAGENT_BIN := $(CURDIR)/benchmarks/.cache/bin/vmagent
 
-.PHONY: all build peer vmagent run test test-deps unit e2e lint fmt tidy bench eval-redflags fuzz clean
+.PHONY: all build peer vmagent run test test-deps unit e2e lint fmt tidy bench eval-redflags fuzz soak vulncheck clean
 
 all: build
 
@@ -62,6 +62,18 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+# About 10 minutes of mixed traffic through the agent profile, reporting RSS
+# drift and goroutines (e2e TestSoak; SOAK=30m for longer). Not in CI.
+SOAK ?= 10m
+soak: test-deps build
+	VIGIL_BIN=$(BIN) VIGIL_SOAK=$(SOAK) VIGIL_SOAK_REPORT=$(CURDIR)/bin/soak.txt \
+		$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./e2e/
+
+# govulncheck against the Go vulnerability database's OSV files from the
+# golang.org/x/vulndb module (vuln.go.dev is not reachable from here).
+vulncheck:
+	scripts/govulncheck.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

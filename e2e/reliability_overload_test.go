@@ -140,9 +140,9 @@ var ridMagic = []byte{0xf0, 0x0d, 0xfa, 0xce, 0xb0, 0x0c, 0x1a, 0x7e}
 type ridSink struct {
 	Addr  string
 	delay time.Duration // per request: a backend slower than the input
-	srv  *grpc.Server
-	mu   sync.Mutex
-	got  map[uint64]int64
+	srv   *grpc.Server
+	mu    sync.Mutex
+	got   map[uint64]int64
 }
 
 type ridCodec struct{}
