@@ -114,7 +114,6 @@ exporters:
     retry_on_failure:
       max_interval: 5s
 %s
-%s
 service:
   telemetry:
     metrics:
@@ -131,8 +130,15 @@ service:
     logs:
       receivers: [forward/logs, redflag]
       exporters: %s
-`, health, grpcPort, httpPort, rw, promPort, backends.String(), extraYAML, ra.telPort, metricsExporters, logsExporters)
-	ra.agent = startAgent(t, health, "--config", "vigil:agent", "--config", writeConfig(t, override))
+`, health, grpcPort, httpPort, rw, promPort, backends.String(), ra.telPort, metricsExporters, logsExporters)
+	args := []string{"--config", "vigil:agent", "--config", writeConfig(t, override)}
+	if extraYAML != "" {
+		// Merged on top, as a user's own file would be.
+		p := filepath.Join(t.TempDir(), "extra.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(extraYAML), 0o600))
+		args = append(args, "--config", p)
+	}
+	ra.agent = startAgent(t, health, args...)
 	keepAgentLog(t, ra.agent)
 	return ra
 }
