@@ -473,7 +473,7 @@ service:
 	}()
 
 	// What it sustains: two clients, back to back.
-	const calib = 10 * time.Second
+	const calib = 8 * time.Second
 	delivered := func() int64 {
 		var n int64
 		for _, v := range sink.snapshot() {
@@ -489,7 +489,7 @@ service:
 	t.Logf("sustained: %.0f items/s delivered (2 closed-loop clients backing off on refusal, %d requests: %v)", sustained, client.next.Load(), client.codes)
 
 	// Overload.
-	const over = 30 * time.Second
+	const over = 15 * time.Second
 	sentBefore, accBefore := client.sent.Load(), client.acceptedItems()
 	client.run(256, over, false)
 	offered := float64(client.sent.Load()-sentBefore) / over.Seconds()
