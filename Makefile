@@ -25,7 +25,7 @@ KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
 AM_UI_VERSION := v0.28.1
 AM_UI_BIN     := $(CURDIR)/.cache/alertmanager-$(AM_UI_VERSION)/alertmanager
 
-.PHONY: all build peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards clean
+.PHONY: all build peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
 
 all: build
 
@@ -106,6 +106,24 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd benchmarks/peer && $(GO) vet .
+
+# Every Fuzz* test for FUZZTIME each (go test -fuzztime syntax), with the
+# executions of each target; CI runs it with a small FUZZTIME.
+FUZZTIME ?= 30s
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+# About 10 minutes of mixed traffic through the agent profile, reporting RSS
+# drift and goroutines (e2e TestSoak; SOAK=30m for longer). Not in CI.
+SOAK ?= 10m
+soak: test-deps build
+	VIGIL_BIN=$(BIN) VIGIL_SOAK=$(SOAK) VIGIL_SOAK_REPORT=$(CURDIR)/bin/soak.txt \
+		$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./e2e/
+
+# govulncheck against the Go vulnerability database's OSV files from the
+# golang.org/x/vulndb module (vuln.go.dev is not reachable from here).
+vulncheck:
+	scripts/govulncheck.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -64,6 +64,9 @@ type agent struct {
 	log        *syncBuffer
 	HealthPort int
 	done       chan struct{}
+	// wrap, when set, is a command line that runs vigil (it is followed by
+	// vigil's path and args), e.g. a shell that moves itself into a cgroup.
+	wrap []string
 }
 
 type syncBuffer struct {
@@ -125,7 +128,8 @@ func startAgent(t testing.TB, healthPort int, args ...string) *agent {
 }
 
 func (a *agent) start() {
-	a.cmd = exec.Command(vigilBin, a.args...)
+	argv := append(append(append([]string(nil), a.wrap...), vigilBin), a.args...)
+	a.cmd = exec.Command(argv[0], argv[1:]...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	a.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	if err := a.cmd.Start(); err != nil {

@@ -21,7 +21,7 @@ func TestEmbeddedProvider(t *testing.T) {
 	require.Equal(t, "vigil_status", conf.Get("connectors::redflag::status"))
 
 	_, err = p.Retrieve(context.Background(), "vigil:nope", nil)
-	require.ErrorContains(t, err, `no embedded config "nope" (have default`)
+	require.ErrorContains(t, err, `no embedded config "nope" (have agent, default`)
 	_, err = p.Retrieve(context.Background(), "file:x.yaml", nil)
 	require.Error(t, err)
 }

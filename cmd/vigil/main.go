@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/vigilhq/vigil/internal/confighint"
@@ -45,6 +46,16 @@ func main() {
 				},
 			},
 		},
+	}
+	// Log receivers built on stanza (file_log, syslog, tcp_log, udp_log,
+	// journald) batch entries asynchronously by default, after the file
+	// offsets are checkpointed: a crash loses what is in that batch. The
+	// synchronous emitter hands each batch to the pipeline before the offset
+	// moves on (measured in e2e TestCrashDuringOutage; docs/RELIABILITY.md).
+	// --feature-gates=-stanza.synchronousLogEmitter turns it back off.
+	if err := featuregate.GlobalRegistry().Set("stanza.synchronousLogEmitter", true); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
 	}
 	cmd := otelcol.NewCommand(set)
 	cmd.AddCommand(simulate.NewCommand())

@@ -5,6 +5,7 @@ package otlpsink
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	// Registers the zstd and snappy gRPC codecs the collector's exporters may use.
 	_ "go.opentelemetry.io/collector/config/configgrpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
 
@@ -47,11 +49,21 @@ type Sink struct {
 // request's data is retained for Traces, Metrics and Logs; otherwise it is only
 // counted, which is what a load test wants.
 func Start(addr string, keep bool) (*Sink, error) {
+	return start(addr, keep)
+}
+
+// StartTLS is Start over TLS with cfg; set cfg.ClientCAs and ClientAuth to
+// require client certificates (mTLS).
+func StartTLS(addr string, keep bool, cfg *tls.Config) (*Sink, error) {
+	return start(addr, keep, grpc.Creds(credentials.NewTLS(cfg)))
+}
+
+func start(addr string, keep bool, opts ...grpc.ServerOption) (*Sink, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{Addr: ln.Addr().String(), keep: keep, srv: grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))}
+	s := &Sink{Addr: ln.Addr().String(), keep: keep, srv: grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(64<<20))...)}
 	ptraceotlp.RegisterGRPCServer(s.srv, &traceServer{s: s})
 	pmetricotlp.RegisterGRPCServer(s.srv, &metricServer{s: s})
 	plogotlp.RegisterGRPCServer(s.srv, &logServer{s: s})

@@ -100,3 +100,14 @@ func FuzzConfig(f *testing.F) {
 		_ = cfg.Validate() // must not panic, whatever the input
 	})
 }
+
+// The byte budget follows the limit of the process's own cgroup (v1 or v2)
+// before the root's.
+func TestCgroupLimitFiles(t *testing.T) {
+	require.Equal(t, []string{"/sys/fs/cgroup/system.slice/vigil.service/memory.max", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"},
+		cgroupLimitFiles("0::/system.slice/vigil.service\n"))
+	require.Equal(t, []string{"/sys/fs/cgroup/memory/vigil-e2e/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"},
+		cgroupLimitFiles("9:name=systemd:/\n4:memory:/vigil-e2e\n3:cpuset:/\n0::/\n"))
+	require.Equal(t, []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}, cgroupLimitFiles("0::/\n"))
+	require.Len(t, cgroupLimitFiles("0::/../../etc\n"), 2)
+}

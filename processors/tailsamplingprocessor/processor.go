@@ -199,7 +199,8 @@ func memoryBudget(mib uint64) int64 {
 	if mib > 0 {
 		return int64(mib) << 20
 	}
-	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	for _, f := range cgroupLimitFiles(string(self)) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
@@ -209,6 +210,29 @@ func memoryBudget(mib uint64) int64 {
 		}
 	}
 	return 512 << 20
+}
+
+// cgroupLimitFiles lists the files that may hold this process's memory
+// limit, its own cgroup's first (from /proc/self/cgroup: "0::/path" for
+// cgroup v2, "N:memory:/path" for v1), then the root's, which is the
+// container's own inside a cgroup namespace. Reading only the root's missed
+// a limit set on the process's cgroup outside a namespace (a systemd unit's
+// MemoryMax=, a child cgroup), as the memory_limiter does not.
+func cgroupLimitFiles(procSelfCgroup string) []string {
+	var files []string
+	for _, line := range strings.Split(procSelfCgroup, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || parts[2] == "/" || strings.Contains(parts[2], "..") {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			files = append(files, "/sys/fs/cgroup"+parts[2]+"/memory.max")
+		case strings.Contains(","+parts[1]+",", ",memory,"):
+			files = append(files, "/sys/fs/cgroup/memory"+parts[2]+"/memory.limit_in_bytes")
+		}
+	}
+	return append(files, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 }
 
 // Gauges implements metadata.Gauges.
@@ -355,7 +379,9 @@ func (p *sampler) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	p.mu.Unlock()
 	w.reset()
 	p.scratch.Put(w)
-	p.forward(ctx, out)
+	// out holds traces decided now, most of them sent (and acknowledged) in
+	// earlier requests: the caller giving up must not cancel their export.
+	p.forward(context.WithoutCancel(ctx), out)
 	return nil
 }
 
@@ -366,38 +392,49 @@ func (p *sampler) takeOut() []byte {
 	return out
 }
 
-// forward decodes sampled spans and sends them on.
+// forwardChunk bounds the encoded span bytes decoded into one request. A
+// decoded span takes several times its encoded size on the Go heap, outside
+// the byte budget, so a tick that samples much of the buffer at once (a
+// burst of traces finishing together, a restore) is sent as several
+// requests, never one as large as the buffer (measured: 24 MiB of buffered
+// spans decoded at once grew the heap by 260 MiB).
+const forwardChunk = 4 << 20
+
+// forward decodes sampled spans and sends them on, at most forwardChunk
+// encoded bytes per request.
 func (p *sampler) forward(ctx context.Context, out []byte) {
-	if len(out) == 0 {
-		p.recycle(out)
-		return
-	}
-	td := ptrace.NewTraces()
-	dec := buffer.NewDecoder(td)
+	all := out
 	const head = 16 + 8
 	for len(out) > head {
-		id := pcommon.TraceID(out[:16])
-		th := binary.LittleEndian.Uint64(out[16:])
-		n, k := binary.Uvarint(out[head:])
-		if k <= 0 || uint64(len(out)-head-k) < n {
-			break
+		td := ptrace.NewTraces()
+		dec := buffer.NewDecoder(td)
+		used := 0
+		for len(out) > head && used < forwardChunk {
+			id := pcommon.TraceID(out[:16])
+			th := binary.LittleEndian.Uint64(out[16:])
+			n, k := binary.Uvarint(out[head:])
+			if k <= 0 || uint64(len(out)-head-k) < n {
+				out = nil
+				break
+			}
+			seg := out[head+k : head+k+int(n)]
+			if err := dec.Segment(seg, id); err != nil {
+				p.logger.Error("cannot decode buffered spans", zap.Error(err))
+			} else if th != noThreshold {
+				writeThreshold(dec, th)
+			}
+			out = out[head+k+int(n):]
+			used += head + k + int(n)
 		}
-		seg := out[head+k : head+k+int(n)]
-		if err := dec.Segment(seg, id); err != nil {
-			p.logger.Error("cannot decode buffered spans", zap.Error(err))
-		} else if th != noThreshold {
-			writeThreshold(dec, th)
+		if td.SpanCount() == 0 {
+			continue
 		}
-		out = out[head+k+int(n):]
+		if err := p.next.ConsumeTraces(ctx, td); err != nil {
+			p.tel.ExportFailed.Add(ctx, int64(td.SpanCount()))
+			p.logger.Warn("the next component refused sampled spans", zap.Int("spans", td.SpanCount()), zap.Error(err))
+		}
 	}
-	p.recycle(out[:0])
-	if td.SpanCount() == 0 {
-		return
-	}
-	if err := p.next.ConsumeTraces(ctx, td); err != nil {
-		p.tel.ExportFailed.Add(ctx, int64(td.SpanCount()))
-		p.logger.Warn("the next component refused sampled spans", zap.Int("spans", td.SpanCount()), zap.Error(err))
-	}
+	p.recycle(all[:0])
 }
 
 func (p *sampler) recycle(b []byte) {

@@ -397,3 +397,26 @@ func TestRedFlagPolicyNeedsTheStatusExtension(t *testing.T) {
 	assert.Contains(t, err.Error(), `"vigil_status/main" is not configured`)
 	require.NoError(t, p.Shutdown(context.Background()))
 }
+
+// A tick that samples many megabytes of buffered spans forwards them in
+// requests of a bounded size, not as one request as large as the buffer.
+func TestForwardsInBoundedRequests(t *testing.T) {
+	p, sink, _ := newTestSampler(t, map[string]any{"decision_wait": "200ms", "memory_limit_mib": 64,
+		"policies": []any{map[string]any{"name": "all", "type": "always_sample"}}})
+	ctx := context.Background()
+	ids := make([]int, 12000)
+	for i := range ids {
+		ids[i] = i
+	}
+	// One request, so every trace is due at the same tick: about 20 MiB.
+	td := makeTraces(ids, 10, nil, nil)
+	sent := td.SpanCount()
+	require.NoError(t, p.ConsumeTraces(ctx, td))
+	require.Eventually(t, func() bool { return sink.SpanCount() == sent }, 10*time.Second, 10*time.Millisecond)
+	var m ptrace.ProtoMarshaler
+	require.Greater(t, len(sink.AllTraces()), 1, "one request for everything")
+	for _, td := range sink.AllTraces() {
+		require.LessOrEqual(t, m.TracesSize(td), 2*forwardChunk, "a forwarded request far over the chunk size")
+	}
+	require.NoError(t, p.Shutdown(ctx))
+}
