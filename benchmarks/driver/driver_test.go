@@ -55,6 +55,19 @@ go_gc_duration_seconds NaN
 	require.EqualValues(t, 2+4, drop)
 	require.EqualValues(t, 3, ev)
 
+	// Vigil's sampler: traces decided early for want of room are evicted; a
+	// full decision cache forgetting decided trace IDs is not.
+	c, err = parseExposition(strings.NewReader(`otelcol_receiver_accepted_spans_total{receiver="otlp"} 50
+otelcol_processor_tail_sampling_decided_early_total{reason="memory"} 7
+otelcol_processor_tail_sampling_decided_early_total{reason="traces"} 2
+otelcol_processor_tail_sampling_cache_evictions_total{cache="sampled"} 1000
+`))
+	require.NoError(t, err)
+	acc, _, drop, ev = itemCounts(Vigil, Traces, c)
+	require.EqualValues(t, 50, acc)
+	require.EqualValues(t, 0, drop)
+	require.EqualValues(t, 9, ev)
+
 	for _, bad := range []string{"x{a=\"b\" 1", "{a=\"b\"} 1", "x notanumber"} {
 		_, err := parseExposition(strings.NewReader(bad))
 		require.Error(t, err, bad)

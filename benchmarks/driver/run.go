@@ -505,16 +505,20 @@ func itemCounts(side string, k Kind, c counters) (accepted, refused, dropped, ev
 	accepted = c.sum("otelcol_receiver_accepted_" + item)
 	refused = c.sum("otelcol_receiver_refused_"+item, "otelcol_processor_refused_"+item)
 	dropped = c.sum("otelcol_exporter_send_failed_"+item, "otelcol_exporter_enqueue_failed_"+item, "otelcol_processor_dropped_"+item)
-	// Processors' own counts (contrib's tail sampler: ..._traces_dropped_too_large,
-	// ..._sampling_trace_dropped_too_early; Vigil's: ..._evicted_...), in the
-	// unit each counts: spans, or traces.
+	// Processors' own counts, in the unit each counts (spans, or traces).
+	// Evicted: traces decided before their decision_wait was over because
+	// the sampler ran out of room (contrib's ..._sampling_trace_dropped_too_early,
+	// Vigil's ..._decided_early). A full decision cache forgetting trace IDs
+	// already decided (Vigil's ..._cache_evictions) loses nothing and is not
+	// counted.
 	for name, v := range c {
 		if !strings.HasPrefix(name, "otelcol_processor_") || strings.HasPrefix(name, "otelcol_processor_dropped_") ||
-			strings.HasSuffix(name, "_bucket") || strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_count") {
+			strings.HasSuffix(name, "_bucket") || strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_count") ||
+			strings.Contains(name, "cache_evictions") {
 			continue
 		}
 		switch {
-		case strings.Contains(name, "evict") || strings.Contains(name, "dropped_too_early"):
+		case strings.Contains(name, "dropped_too_early") || strings.Contains(name, "decided_early"):
 			evicted += v
 		case strings.Contains(name, "dropped"):
 			dropped += v
