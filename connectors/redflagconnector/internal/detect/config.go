@@ -114,6 +114,13 @@ type SaturationConfig struct {
 	// memory limit, DB connection pools and active requests.
 	Rules []SaturationRule `mapstructure:"rules"`
 	For   time.Duration    `mapstructure:"for"`
+	// TrendRise alerts on a resource filling up before it is exhausted: its
+	// utilization rose by at least this much over the last 40 s without ever
+	// falling, reached TrendMin, and the service's inbound traffic stayed flat
+	// (a leak, not load). 0 turns the trend off. The rise itself is the
+	// evidence, so a trend alert fires without waiting for For.
+	TrendRise float64 `mapstructure:"trend_rise"`
+	TrendMin  float64 `mapstructure:"trend_min"`
 }
 
 // SaturationRule reads one utilization signal from metrics.
@@ -166,6 +173,8 @@ func DefaultConfig() Config {
 		Saturation: SaturationConfig{
 			Threshold: 0.9,
 			For:       time.Minute,
+			TrendRise: 0.3,
+			TrendMin:  0.5,
 			Rules: []SaturationRule{
 				{Resource: "cpu", Metric: "k8s.container.cpu_limit_utilization"},
 				{Resource: "cpu", Metric: "container.cpu.throttling_ratio"},

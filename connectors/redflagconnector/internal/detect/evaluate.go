@@ -373,8 +373,14 @@ func (e *Engine) serviceAlerts(now time.Time, out *[]Transition) {
 			if h.waiters > 0 {
 				ann["waiters"] = strconv.FormatFloat(h.waiters, 'f', 0, 64)
 			}
+			forDur := cfg.Saturation.For
+			if h.rise > 0 {
+				forDur = 0
+				ann["trend"] = "+" + pct(h.rise) + " in 40s"
+				ann["summary"] = fmt.Sprintf("%s: %s on %s filling up while traffic stays flat: %s, up %s in 40s", name, h.resource, h.instance, pct(h.value), pct(h.rise))
+			}
 			labels := map[string]string{"alertname": "Saturation", "severity": "warning", "service": name, "resource": h.resource}
-			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.Saturation.For, start: true}, now, out)
+			e.offer(candidate{labels: labels, annotations: ann, forDur: forDur, start: true}, now, out)
 		}
 		for i := range s.slos {
 			slo := &s.slos[i]

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -24,12 +25,69 @@ type satPoint struct {
 	hasTimeouts          bool
 	at                   time.Time
 	ratio                bool // used is already a 0..1 ratio
+	// utilization at the last trendLen evaluations, by bucket
+	histBk [trendLen]int64
+	hist   [trendLen]float64
+	// trendLevel is the utilization at the last trend hit (0: none); the
+	// hit holds while the resource does not drain below it.
+	trendLevel, trendRise float64
+}
+
+// trend reports a resource filling up: a climb of at least TrendRise over
+// the last 40 s, never falling, to TrendMin or more, while the service's
+// inbound traffic stayed flat; held while the resource does not drain.
+func (p *satPoint) trend(cfg SaturationConfig, bk int64, u, inbound1, inboundPrev float64) (satHit, bool) {
+	if cfg.TrendRise <= 0 || u < cfg.TrendMin {
+		p.trendLevel = 0
+		return satHit{}, false
+	}
+	if inboundPrev > 0 && inbound1 <= 1.1*inboundPrev {
+		if rise, ok := p.rising(bk); ok && rise >= cfg.TrendRise {
+			p.trendLevel, p.trendRise = u, rise
+			return satHit{value: u, rise: rise}, true
+		}
+	}
+	if p.trendLevel > 0 && u >= p.trendLevel-0.1 {
+		return satHit{value: u, rise: p.trendRise}, true
+	}
+	p.trendLevel = 0
+	return satHit{}, false
+}
+
+// trendLen is how many evaluations (10 s apart) a trend spans: 40 s.
+const trendLen = 5
+
+// record keeps u as the utilization of evaluation bucket bk.
+func (p *satPoint) record(bk int64, u float64) {
+	i := bk % trendLen
+	p.histBk[i], p.hist[i] = bk, u
+}
+
+// rising reports the rise of utilization over the last trendLen
+// evaluations when every one of them has a sample and it never fell.
+func (p *satPoint) rising(bk int64) (rise float64, ok bool) {
+	lo := math.Inf(1)
+	prev := math.Inf(-1)
+	for b := bk - trendLen + 1; b <= bk; b++ {
+		i := b % trendLen
+		if b < 0 || p.histBk[i] != b {
+			return 0, false
+		}
+		u := p.hist[i]
+		if u < prev {
+			return 0, false
+		}
+		prev = u
+		lo = min(lo, u)
+	}
+	return prev - lo, true
 }
 
 type satHit struct {
 	resource, instance string
 	value              float64
 	waiters            float64
+	rise               float64 // > 0: a trend hit, the rise over the trend's 40 s
 }
 
 type activeTrend struct {
@@ -168,10 +226,16 @@ func (st *satState) evaluate(cfg SaturationConfig, now time.Time, bk int64, inbo
 				}
 				u = p.used / p.limit
 			}
-			if u < cfg.Threshold {
-				continue
+			p.record(bk, u)
+			full := u >= cfg.Threshold
+			if full && rule != nil && rule.Waiters != "" && !(p.hasWaiters && p.waiters > 0) && !p.timeoutsGrew {
+				full = false // at the limit, but nobody waits for it
 			}
-			if rule != nil && rule.Waiters != "" && !(p.hasWaiters && p.waiters > 0) && !p.timeoutsGrew {
+			if !full {
+				if h, ok := p.trend(cfg, bk, u, inbound1, inboundPrev); ok {
+					h.resource, h.instance = resource, inst
+					st.ev = append(st.ev, h)
+				}
 				continue
 			}
 			st.ev = append(st.ev, satHit{resource: resource, instance: inst, value: u, waiters: p.waiters})
