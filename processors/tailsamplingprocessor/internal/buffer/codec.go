@@ -476,6 +476,7 @@ type Decoder struct {
 	lastHeader []byte
 	lastSpans  ptrace.SpanSlice
 	lastFrom   int
+	lastCap    int // capacity reserved in lastSpans
 }
 
 // Last returns the spans the last successful Segment or Parts call added:
@@ -516,13 +517,20 @@ func (d *Decoder) Parts(header, body []byte, traceID pcommon.TraceID) error {
 			return r.err
 		}
 		spans = ss.Spans()
+		d.lastCap = 0
 	} else {
 		spans = d.lastSpans
 	}
 	r := reader{b: body}
 	n := r.count("span count")
 	before := spans.Len()
-	spans.EnsureCapacity(before + n)
+	// Grow geometrically: segments of one resource and scope are merged
+	// into one slice, and growing it by each segment's count copied it
+	// once per segment (quadratic in the spans of a forwarded request).
+	if want := before + n; want > d.lastCap {
+		d.lastCap = max(want, 2*d.lastCap)
+		spans.EnsureCapacity(d.lastCap)
+	}
 	for i := 0; i < n && r.err == nil; i++ {
 		r.span(spans.AppendEmpty(), traceID)
 	}
