@@ -440,6 +440,20 @@ func checkAgent(t *testing.T, m manifest) {
 	}
 	assert.Equal(t, 3, ins, "traces/in, metrics/in, logs/in")
 
+	// The status page: the extension runs, the connector publishes to it, and
+	// its port is a named container port (kubectl port-forward reaches it).
+	if st := cfg.section("extensions", "vigil_status"); st != nil {
+		assert.Contains(t, cfg.section("service")["extensions"], "vigil_status")
+		assert.Equal(t, "vigil_status", cfg.section("connectors", "redflag")["status"])
+		ep := st["endpoint"].(string)
+		port := ep[strings.LastIndexByte(ep, ':')+1:]
+		var named bool
+		for _, p := range c.Ports {
+			named = named || p.Name == "status" && strconv.Itoa(int(p.ContainerPort)) == port
+		}
+		assert.True(t, named, "the status page's port %s is the container port named status", port)
+	}
+
 	if k8s := cfg.section("processors", "k8s_attributes"); k8s != nil {
 		assert.Equal(t, "K8S_NODE_NAME", cfg.section("processors", "k8s_attributes", "filter")["node_from_env_var"], "k8s_attributes caches only its node's pods")
 		assert.Equal(t, "serviceAccount", k8s["auth_type"])

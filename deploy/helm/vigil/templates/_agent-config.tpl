@@ -20,6 +20,11 @@ a forward connector then carries it on to enrichment, batching and export.
 extensions:
   health_check:
     endpoint: {{ printf "%s:%d" $listen (int .Values.ports.health) | quote }}
+  {{- if .Values.statusPage.enabled }}
+  # The status page: service graph, flagged calls, active alerts (and /api/status).
+  vigil_status:
+    endpoint: {{ printf "%s:%d" $listen (int .Values.ports.status) | quote }}
+  {{- end }}
   file_storage:
     directory: /var/lib/vigil
     create_directory: true
@@ -132,7 +137,9 @@ processors:
   batch: {}
 
 connectors:
-  redflag: {{ toJson .Values.redflag }}
+  {{- $rf := deepCopy .Values.redflag }}
+  {{- if and .Values.statusPage.enabled (not (hasKey $rf "status")) }}{{ $_ := set $rf "status" "vigil_status" }}{{ end }}
+  redflag: {{ toJson $rf }}
   forward/traces: {}
   forward/metrics: {}
   forward/logs: {}
@@ -166,7 +173,7 @@ exporters:
   {{- end }}
 
 service:
-  extensions: [health_check, file_storage]
+  extensions: {{ if .Values.statusPage.enabled }}[health_check, file_storage, vigil_status]{{ else }}[health_check, file_storage]{{ end }}
   {{- include "vigil.telemetry" . | nindent 2 }}
   pipelines:
     traces/in:
