@@ -442,7 +442,8 @@ func checkAgent(t *testing.T, m manifest) {
 
 	// The status page: the extension runs, the connector publishes to it, and
 	// its port is a named container port (kubectl port-forward reaches it).
-	if st := cfg.section("extensions", "vigil_status"); st != nil {
+	// Every value set keeps statusPage on.
+	if st := cfg.section("extensions", "vigil_status"); assert.NotNil(t, st, "the status page extension") {
 		assert.Contains(t, cfg.section("service")["extensions"], "vigil_status")
 		assert.Equal(t, "vigil_status", cfg.section("connectors", "redflag")["status"])
 		ep := st["endpoint"].(string)

@@ -120,8 +120,10 @@ func (c *Config) Validate() error {
 	nonNeg("error_log_burst.for", lb.For)
 	ratio("saturation.threshold", c.Saturation.Threshold)
 	nonNeg("saturation.for", c.Saturation.For)
-	ratio("saturation.trend_rise", c.Saturation.TrendRise)
-	ratio("saturation.trend_min", c.Saturation.TrendMin)
+	if c.Saturation.TrendRise != 0 { // 0: no trend
+		ratio("saturation.trend_rise", c.Saturation.TrendRise)
+		ratio("saturation.trend_min", c.Saturation.TrendMin)
+	}
 	for i, r := range c.Saturation.Rules {
 		if r.Resource == "" || r.Metric == "" {
 			bad(fmt.Sprintf("saturation.rules[%d]", i), fmt.Sprintf("%+v", r), "needs resource and metric")

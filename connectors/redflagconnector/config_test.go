@@ -42,6 +42,7 @@ func TestConfigDefaultsAndTuned(t *testing.T) {
 	require.Len(t, cfg.SLOs, 1)
 	require.Equal(t, 0.999, cfg.SLOs[0].Objective)
 	require.NotEmpty(t, cfg.Saturation.Rules, "default rules stay")
+	require.Zero(t, cfg.Saturation.TrendRise, "trend_rise: 0 turns the trend off")
 }
 
 func TestConfigErrorsNameKeyAndValue(t *testing.T) {
@@ -51,6 +52,7 @@ func TestConfigErrorsNameKeyAndValue(t *testing.T) {
 		"evaluation_interval: 10ms must be at least 1s",
 		"join_sample_ratio: 2 must be in (0, 1]",
 		"error_spike.min_ratio: 0 must be in (0, 1]",
+		"saturation.trend_rise: 1.5 must be in (0, 1]",
 		`slos[0].service: "" must name a service`,
 		"slos[0].objective: 99.9 must be in (0, 1), e.g. 0.999",
 	} {

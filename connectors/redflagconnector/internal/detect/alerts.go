@@ -94,6 +94,9 @@ func (e *Engine) offer(c candidate, now time.Time, out *[]Transition) *Alert {
 		return nil
 	}
 	a.seen = true
+	if a.State == Pending && c.forDur < a.for_ {
+		a.for_ = c.forDur // stronger evidence need not wait as long
+	}
 	a.Annotations = c.annotations
 	if c.trace != ([16]byte{}) {
 		a.TraceID = c.trace

@@ -114,11 +114,14 @@ type SaturationConfig struct {
 	// memory limit, DB connection pools and active requests.
 	Rules []SaturationRule `mapstructure:"rules"`
 	For   time.Duration    `mapstructure:"for"`
-	// TrendRise alerts on a resource filling up before it is exhausted: its
-	// utilization rose by at least this much over the last 40 s without ever
-	// falling, reached TrendMin, and the service's inbound traffic stayed flat
-	// (a leak, not load). 0 turns the trend off. The rise itself is the
-	// evidence, so a trend alert fires without waiting for For.
+	// TrendRise alerts on a connection pool (a rule with Waiters) filling up
+	// before it is exhausted: its utilization rose by at least this much in
+	// four or more samples over the last 40 s, never falling and going up in
+	// at least two steps, reached TrendMin, and the service's inbound
+	// traffic stayed flat (a leak, not load). 0 turns the trend off. The
+	// climb itself is the evidence, so a trend alert fires without waiting
+	// for For; it holds while the pool does not drain, up to 5 minutes after
+	// the last climb.
 	TrendRise float64 `mapstructure:"trend_rise"`
 	TrendMin  float64 `mapstructure:"trend_min"`
 }

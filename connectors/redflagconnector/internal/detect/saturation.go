@@ -25,62 +25,90 @@ type satPoint struct {
 	hasTimeouts          bool
 	at                   time.Time
 	ratio                bool // used is already a 0..1 ratio
-	// utilization at the last trendLen evaluations, by bucket
-	histBk [trendLen]int64
-	hist   [trendLen]float64
-	// trendLevel is the utilization at the last trend hit (0: none); the
-	// hit holds while the resource does not drain below it.
+	usedAt               time.Time
+
+	// The last trendLen utilization samples, one per new sample of used,
+	// for the trend (a resource filling up).
+	trendU     [trendLen]float64
+	trendAt    [trendLen]time.Time
+	trendN     int
+	recordedAt time.Time // usedAt of the newest recorded sample
+	// trendLevel is the utilization at the last trend hit (0: none), at
+	// trendHitAt; the hit holds while the resource does not drain below it,
+	// for at most trendHold.
 	trendLevel, trendRise float64
+	trendHitAt            time.Time
 }
 
-// trend reports a resource filling up: a climb of at least TrendRise over
-// the last 40 s, never falling, to TrendMin or more, while the service's
-// inbound traffic stayed flat; held while the resource does not drain.
-func (p *satPoint) trend(cfg SaturationConfig, bk int64, u, inbound1, inboundPrev float64) (satHit, bool) {
-	if cfg.TrendRise <= 0 || u < cfg.TrendMin {
+const (
+	// trendLen samples within trendWindow make a trend: a sample every
+	// 10 s over 40 s. Metrics exported less often never make one.
+	trendLen    = 5
+	trendWindow = 45 * time.Second
+	// trendHold is how long a trend hit holds without a new climb.
+	trendHold = 5 * time.Minute
+)
+
+// record keeps u, the utilization from the used sample of usedAt, once.
+func (p *satPoint) record(u float64) {
+	if !p.usedAt.After(p.recordedAt) {
+		return
+	}
+	i := p.trendN % trendLen
+	p.trendU[i], p.trendAt[i] = u, p.usedAt
+	p.trendN++
+	p.recordedAt = p.usedAt
+}
+
+// rising reports the rise of utilization over the samples of the last
+// trendWindow when there are at least four, they never fell, and at least
+// two of the steps between them went up: a climb, not one step to a new
+// level.
+func (p *satPoint) rising(now time.Time) (rise float64, ok bool) {
+	n, ups := 0, 0
+	lo, prev := math.Inf(1), math.Inf(-1)
+	for k := max(p.trendN-trendLen, 0); k < p.trendN; k++ {
+		i := k % trendLen
+		if now.Sub(p.trendAt[i]) > trendWindow {
+			continue
+		}
+		u := p.trendU[i]
+		if u < prev {
+			return 0, false
+		}
+		if n > 0 && u > prev {
+			ups++
+		}
+		prev, lo = u, min(lo, u)
+		n++
+	}
+	if n < 4 || ups < 2 {
+		return 0, false
+	}
+	return prev - lo, true
+}
+
+// trend reports a pool filling up: a climb of at least TrendRise within
+// trendWindow to TrendMin or more, while the service's inbound traffic
+// stayed flat (a leak, not load); held while the pool does not drain, for
+// at most trendHold after the last climb. Only rules that read waiters
+// (connection pools) have trends: CPU and memory climb with load.
+func (p *satPoint) trend(cfg SaturationConfig, rule *SaturationRule, now time.Time, u, inbound1, inboundPrev float64) (satHit, bool) {
+	if cfg.TrendRise <= 0 || rule == nil || rule.Waiters == "" || u < cfg.TrendMin {
 		p.trendLevel = 0
 		return satHit{}, false
 	}
 	if inboundPrev > 0 && inbound1 <= 1.1*inboundPrev {
-		if rise, ok := p.rising(bk); ok && rise >= cfg.TrendRise {
-			p.trendLevel, p.trendRise = u, rise
+		if rise, ok := p.rising(now); ok && rise >= cfg.TrendRise {
+			p.trendLevel, p.trendRise, p.trendHitAt = u, rise, now
 			return satHit{value: u, rise: rise}, true
 		}
 	}
-	if p.trendLevel > 0 && u >= p.trendLevel-0.1 {
+	if p.trendLevel > 0 && u >= p.trendLevel-0.1 && now.Sub(p.trendHitAt) <= trendHold {
 		return satHit{value: u, rise: p.trendRise}, true
 	}
 	p.trendLevel = 0
 	return satHit{}, false
-}
-
-// trendLen is how many evaluations (10 s apart) a trend spans: 40 s.
-const trendLen = 5
-
-// record keeps u as the utilization of evaluation bucket bk.
-func (p *satPoint) record(bk int64, u float64) {
-	i := bk % trendLen
-	p.histBk[i], p.hist[i] = bk, u
-}
-
-// rising reports the rise of utilization over the last trendLen
-// evaluations when every one of them has a sample and it never fell.
-func (p *satPoint) rising(bk int64) (rise float64, ok bool) {
-	lo := math.Inf(1)
-	prev := math.Inf(-1)
-	for b := bk - trendLen + 1; b <= bk; b++ {
-		i := b % trendLen
-		if b < 0 || p.histBk[i] != b {
-			return 0, false
-		}
-		u := p.hist[i]
-		if u < prev {
-			return 0, false
-		}
-		prev = u
-		lo = min(lo, u)
-	}
-	return prev - lo, true
 }
 
 type satHit struct {
@@ -162,7 +190,7 @@ func (st *satState) apply(now time.Time, s *MetricSample, rules []SaturationRule
 		p.at = now
 		switch role {
 		case 1:
-			p.used, p.hasUsed, p.ratio = s.Value, true, r.Limit == ""
+			p.used, p.hasUsed, p.ratio, p.usedAt = s.Value, true, r.Limit == "", now
 		case 2:
 			p.limit, p.hasLimit = s.Value, true
 		case 3:
@@ -217,6 +245,7 @@ func (st *satState) evaluate(cfg SaturationConfig, now time.Time, bk int64, inbo
 		for inst, p := range m {
 			inst, _, _ = strings.Cut(inst, "|")
 			if now.Sub(p.at) > fresh || !p.hasUsed {
+				p.trendLevel = 0
 				continue
 			}
 			u := p.used
@@ -226,13 +255,13 @@ func (st *satState) evaluate(cfg SaturationConfig, now time.Time, bk int64, inbo
 				}
 				u = p.used / p.limit
 			}
-			p.record(bk, u)
+			p.record(u)
 			full := u >= cfg.Threshold
 			if full && rule != nil && rule.Waiters != "" && !(p.hasWaiters && p.waiters > 0) && !p.timeoutsGrew {
 				full = false // at the limit, but nobody waits for it
 			}
 			if !full {
-				if h, ok := p.trend(cfg, bk, u, inbound1, inboundPrev); ok {
+				if h, ok := p.trend(cfg, rule, now, u, inbound1, inboundPrev); ok {
 					h.resource, h.instance = resource, inst
 					st.ev = append(st.ev, h)
 				}

@@ -137,7 +137,7 @@ processors:
   batch: {}
 
 connectors:
-  {{- $rf := deepCopy .Values.redflag }}
+  {{- $rf := deepCopy (default dict .Values.redflag) }}
   {{- if and .Values.statusPage.enabled (not (hasKey $rf "status")) }}{{ $_ := set $rf "status" "vigil_status" }}{{ end }}
   redflag: {{ toJson $rf }}
   forward/traces: {}

@@ -50,7 +50,8 @@ processors:
   batch: {}
 
 connectors:
-  redflag: {{ toJson .Values.redflag }}
+  {{- /* The gateway has no status page: a status set for the agents' is not its. */}}
+  redflag: {{ omit (default dict .Values.redflag) "status" | toJson }}
   forward/traces: {}
 
 exporters:
