@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/vigilhq/vigil/internal/confkeys"
 )
 
 // Config is the prometheus_remote_write receiver's configuration. The HTTP
@@ -56,42 +56,10 @@ var _ confmap.Unmarshaler = (*Config)(nil)
 // keys ignored, so a misspelt key would pass silently; unknown top-level keys
 // are therefore checked here against the struct's tags.
 func (c *Config) Unmarshal(conf *confmap.Conf) error {
-	known := map[string]bool{}
-	topLevelKeys(reflect.TypeFor[Config](), known)
-	var unknown []string
-	for _, k := range conf.AllKeys() {
-		top, _, _ := strings.Cut(k, confmap.KeyDelimiter)
-		if !known[top] && !slices.Contains(unknown, top) {
-			unknown = append(unknown, top)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return fmt.Errorf("has invalid keys: %s", strings.Join(unknown, ", "))
+	if err := confkeys.Check(conf, reflect.TypeFor[Config]()); err != nil {
+		return err
 	}
 	return conf.Unmarshal(c)
-}
-
-// topLevelKeys collects the mapstructure keys of t, descending into
-// squashed fields.
-func topLevelKeys(t reflect.Type, into map[string]bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
-		if slices.Contains(strings.Split(opts, ","), "squash") && f.Type.Kind() == reflect.Struct {
-			topLevelKeys(f.Type, into)
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		if name != "-" {
-			into[name] = true
-		}
-	}
 }
 
 // Validate checks the configuration without doing I/O.
