@@ -352,6 +352,7 @@ func (p *sampler) Shutdown(ctx context.Context) error {
 		p.forward(ctx, out)
 		p.mu.Lock()
 		p.arena.Close()
+		p.store.Close()
 		p.mu.Unlock()
 		p.flush()
 		p.tel.Shutdown()

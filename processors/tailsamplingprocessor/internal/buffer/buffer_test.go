@@ -2,7 +2,9 @@ package buffer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -165,66 +167,158 @@ func FuzzDecodeSegment(f *testing.F) {
 	})
 }
 
-func TestArena(t *testing.T) {
-	a := NewArena(64<<10, 16<<10) // four 16 KiB chunks
+// spanLike returns a payload that compresses like encoded spans do: field
+// names and values repeated across segments, IDs and timestamps not.
+func spanLike(rng *rand.Rand, i int) []byte {
+	routes := []string{"GET /api/cart", "POST /api/checkout", "GET /api/products/{id}", "SELECT orders"}
+	var b []byte
+	for k := 0; k < 4; k++ {
+		b = binary.LittleEndian.AppendUint64(b, rng.Uint64())
+		b = binary.LittleEndian.AppendUint64(b, uint64(1_700_000_000_000_000_000+i*1000+rng.IntN(1000)))
+		b = append(b, routes[rng.IntN(len(routes))]...)
+		b = append(b, "http.response.status_code\x02\xc8\x01server.address cart.shop.svc.cluster.local"...)
+	}
+	return b
+}
+
+func TestArenaRoundTripThroughFrozenChunks(t *testing.T) {
+	a := NewArena(8<<20, 64<<10)
 	defer a.Close()
-	payload := bytes.Repeat([]byte("x"), 1000)
-	var first, prev Ref
+	rng := rand.New(rand.NewPCG(1, 2))
+	// Three traces interleaved, so each trace's chain crosses chunks, many
+	// of them frozen (compressed) by the time it is read.
+	var want [3][][]byte
+	var first, last [3]Ref
+	for i := 0; i < 3000; i++ {
+		tr := i % 3
+		data := spanLike(rng, i)
+		r, ok := a.Append(uint32(100+tr), data, last[tr])
+		require.True(t, ok, "segment %d", i)
+		if first[tr] == 0 {
+			first[tr] = r
+		}
+		last[tr] = r
+		want[tr] = append(want[tr], data)
+		require.LessOrEqual(t, a.MappedBytes(), a.Budget())
+	}
+	raw, mapped := a.Compression()
+	require.Positive(t, raw)
+	require.Less(t, mapped*2, raw, "span-like payloads compress at least 2x (%d -> %d)", raw, mapped)
+
+	// Read the traces one after another, then all interleaved: more chunks
+	// than the decompression cache holds, so entries are replaced.
+	for tr := 0; tr < 3; tr++ {
+		var got [][]byte
+		for r := first[tr]; r != 0; {
+			data, next, aux, err := a.Segment(r)
+			require.NoError(t, err)
+			require.Equal(t, uint32(100+tr), aux)
+			mnext, maux, err := a.Meta(r)
+			require.NoError(t, err)
+			require.Equal(t, next, mnext)
+			require.Equal(t, aux, maux)
+			got = append(got, bytes.Clone(data))
+			r = next
+		}
+		require.Equal(t, want[tr], got, "trace %d", tr)
+	}
+	cur := first
+	for n := 0; n < len(want[0]); n++ {
+		for tr := 0; tr < 3; tr++ {
+			data, next, _, err := a.Segment(cur[tr])
+			require.NoError(t, err)
+			require.Equal(t, want[tr][n], data)
+			cur[tr] = next
+		}
+	}
+
+	// Freeing everything unmaps every frozen chunk.
+	for tr := 0; tr < 3; tr++ {
+		for r := first[tr]; r != 0; {
+			next, _, err := a.Meta(r)
+			require.NoError(t, err)
+			a.Free(r)
+			r = next
+		}
+	}
+	require.Zero(t, a.LiveBytes())
+	raw, mapped = a.Compression()
+	require.Zero(t, raw+mapped)
+	require.LessOrEqual(t, a.MappedBytes(), int64((1+cacheSlots)*64<<10), "only the current chunk and the decompression cache stay mapped")
+}
+
+func TestArenaBudgetIsNeverExceeded(t *testing.T) {
+	// Random payloads do not compress: frozen chunks are stored as they are.
+	a := NewArena(5*16<<10, 16<<10) // the current chunk, one frozen, the cache
+	defer a.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	payload := func() []byte {
+		b := make([]byte, 1000)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
 	var refs []Ref
-	for i := 0; ; i++ {
-		r, ok := a.Append(payload, prev)
+	var data [][]byte
+	for {
+		d := payload()
+		r, ok := a.Append(7, d, 0)
 		if !ok {
 			break
 		}
-		if first == 0 {
-			first = r
-		}
-		refs = append(refs, r)
-		prev = r
+		refs, data = append(refs, r), append(data, d)
+		require.LessOrEqual(t, a.MappedBytes(), a.Budget())
 	}
-	require.Equal(t, 4*16, len(refs), "16 segments of 1012 bytes per 16 KiB chunk, four chunks")
-	require.Equal(t, a.Budget(), a.MappedBytes())
-	_, ok := a.Append(payload, 0)
-	require.False(t, ok, "the budget is never exceeded")
-
-	// The chain links every segment in order.
-	n := 0
-	for r := first; r != 0; n++ {
-		data, next, err := a.Segment(r)
+	require.Equal(t, 2*16, len(refs), "16 segments of 1000+20 bytes per 16 KiB chunk; one written, one frozen")
+	for i, r := range refs {
+		got, _, aux, err := a.Segment(r)
 		require.NoError(t, err)
-		require.Equal(t, payload, data)
-		r = next
+		require.Equal(t, data[i], got)
+		require.Equal(t, uint32(7), aux)
 	}
-	require.Equal(t, len(refs), n)
-
-	// Freeing the first chunk's segments makes room again.
+	// Freeing the frozen chunk's segments makes room again.
 	for _, r := range refs[:16] {
 		a.Free(r)
 	}
-	_, ok = a.Append(payload, 0)
+	_, ok := a.Append(0, payload(), 0)
 	require.True(t, ok)
 
-	_, _, err := a.Segment(Ref(99 << 32))
+	_, _, _, err := a.Segment(Ref(99 << 32))
 	require.ErrorIs(t, err, ErrCorrupt)
-	_, ok = a.Append(make([]byte, a.MaxSegment()+1), 0)
+	_, _, err = a.Meta(Ref(1<<32 | 9999))
+	require.ErrorIs(t, err, ErrCorrupt)
+	a.Free(Ref(99 << 32)) // no crash
+	_, ok = a.Append(0, make([]byte, a.MaxSegment()+1), 0)
 	require.False(t, ok, "oversized segments are refused, not split")
 }
 
-func TestArenaReturnsMemory(t *testing.T) {
-	a := NewArena(1<<20, 64<<10)
+func BenchmarkArenaFreeze(b *testing.B) {
+	a := NewArena(1<<30, 4<<20)
 	defer a.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	segs := make([][]byte, 1024)
+	for i := range segs {
+		segs[i] = spanLike(rng, i)
+	}
 	var refs []Ref
-	for {
-		r, ok := a.Append(make([]byte, 4000), 0)
+	b.SetBytes(int64(len(segs[0])))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r, ok := a.Append(0, segs[i%len(segs)], 0)
 		if !ok {
-			break
+			b.Fatal("arena full")
 		}
 		refs = append(refs, r)
+		if len(refs) == 8192 {
+			for _, r := range refs {
+				a.Free(r)
+			}
+			refs = refs[:0]
+		}
 	}
-	require.Equal(t, int64(1<<20), a.MappedBytes())
-	for _, r := range refs {
-		a.Free(r)
+	raw, mapped := a.Compression()
+	if mapped > 0 {
+		b.ReportMetric(float64(raw)/float64(mapped), "ratio")
 	}
-	require.Zero(t, a.LiveBytes())
-	require.LessOrEqual(t, a.MappedBytes(), int64(3*64<<10), "all but the current chunk and two spares are unmapped")
 }

@@ -92,8 +92,8 @@ func NewTelemetryBuilder(set component.TelemetrySettings, g Gauges) (*TelemetryB
 		return g
 	}
 	traces := gauge(p+"sampling_traces_on_memory", "Traces waiting for a decision.", "{traces}")
-	buffered := gauge(p+"buffered_bytes", "Bytes of spans waiting for a decision, outside the Go heap.", "By")
-	mapped := gauge(p+"arena_bytes", "Memory the span arena holds from the OS.", "By")
+	buffered := gauge(p+"buffered_bytes", "Bytes of spans waiting for a decision, outside the Go heap, uncompressed.", "By")
+	mapped := gauge(p+"arena_bytes", "Memory the span arena holds from the OS (frozen chunks compressed, the chunk being written, the decompression cache).", "By")
 	budget := gauge(p+"memory_budget_bytes", "The arena's byte budget (memory_limit_mib).", "By")
 	if err != nil {
 		return nil, err

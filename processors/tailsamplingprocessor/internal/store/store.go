@@ -5,8 +5,10 @@
 package store
 
 import (
-	"encoding/binary"
+	"cmp"
 	"fmt"
+	"slices"
+	"syscall"
 	"unsafe"
 
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/buffer"
@@ -87,7 +89,9 @@ type header struct {
 type Store struct {
 	arena   *buffer.Arena
 	index   map[[16]byte]uint32
-	entries []entry
+	pages   [][]entry // entries, in pages mapped outside the Go heap
+	n       uint32    // entries handed out (free or live)
+	mapped  []bool    // page k was mapped (else allocated on the heap)
 	free    []uint32
 	wheel   [][]wref
 	done    int64 // last tick whose slot was processed
@@ -97,7 +101,6 @@ type Store struct {
 	hdrs     []header
 	hdrFree  []uint32
 	hdrBytes int64
-	scratch  []byte
 }
 
 // New returns a store over arena with a wheel long enough for decisions up to
@@ -109,6 +112,45 @@ func New(arena *buffer.Arena, horizon int, expected int) *Store {
 		wheel:    make([][]wref, horizon+2),
 		hdrIndex: map[string]uint32{},
 	}
+}
+
+// pageEntries is how many entries a page holds (about 1 MiB of them).
+const pageEntries = 1 << 13
+
+// at returns entry i.
+func (s *Store) at(i uint32) *entry { return &s.pages[i/pageEntries][i%pageEntries] }
+
+// grow hands out a new entry index, mapping a page when the last is full.
+// Entries hold no pointers, so they can live outside the Go heap: the
+// garbage collector neither scans them nor counts them toward its heap
+// goal, which would double what they cost in memory.
+func (s *Store) grow() uint32 {
+	if s.n%pageEntries == 0 {
+		size := pageEntries * int(unsafe.Sizeof(entry{}))
+		var page []entry
+		mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err == nil {
+			page = unsafe.Slice((*entry)(unsafe.Pointer(unsafe.SliceData(mem))), pageEntries)
+		} else {
+			page = make([]entry, pageEntries)
+		}
+		s.pages = append(s.pages, page)
+		s.mapped = append(s.mapped, err == nil)
+	}
+	s.n++
+	return s.n - 1
+}
+
+// Close unmaps the entries; the store must not be used after.
+func (s *Store) Close() {
+	for k, page := range s.pages {
+		if s.mapped[k] {
+			_ = syscall.Munmap(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(page))), pageEntries*int(unsafe.Sizeof(entry{}))))
+		}
+	}
+	s.pages, s.mapped, s.n = nil, nil, 0
+	clear(s.index)
+	s.free = s.free[:0]
 }
 
 // Len is the number of traces waiting.
@@ -134,10 +176,9 @@ func (s *Store) Create(id [16]byte, nowTick, decideTick int64) uint32 {
 		i = s.free[n-1]
 		s.free = s.free[:n-1]
 	} else {
-		s.entries = append(s.entries, entry{})
-		i = uint32(len(s.entries) - 1)
+		i = s.grow()
 	}
-	e := &s.entries[i]
+	e := s.at(i)
 	gen := e.gen + 1
 	*e = entry{id: id, decideTick: decideTick, gen: gen, live: true}
 	s.index[id] = i
@@ -156,14 +197,14 @@ func (s *Store) clamp(nowTick, t int64) int64 {
 }
 
 func (s *Store) schedule(i uint32) {
-	e := &s.entries[i]
+	e := s.at(i)
 	slot := e.decideTick % int64(len(s.wheel))
 	s.wheel[slot] = append(s.wheel[slot], wref{i, e.gen})
 }
 
 // Reschedule moves a trace's decision earlier (never later).
 func (s *Store) Reschedule(i uint32, nowTick, tick int64) {
-	e := &s.entries[i]
+	e := s.at(i)
 	tick = s.clamp(nowTick, tick)
 	if tick >= e.decideTick {
 		return
@@ -173,10 +214,10 @@ func (s *Store) Reschedule(i uint32, nowTick, tick int64) {
 }
 
 // Summary returns the trace's summary for update.
-func (s *Store) Summary(i uint32) *Summary { return &s.entries[i].sum }
+func (s *Store) Summary(i uint32) *Summary { return &s.at(i).sum }
 
 // ID returns the trace ID of entry i.
-func (s *Store) ID(i uint32) [16]byte { return s.entries[i].id }
+func (s *Store) ID(i uint32) [16]byte { return s.at(i).id }
 
 // HeaderBytes is the memory the interned headers take.
 func (s *Store) HeaderBytes() int64 { return s.hdrBytes }
@@ -218,10 +259,9 @@ func (s *Store) unref(id uint32) {
 // interned) and body (span count and spans). It returns false, storing
 // nothing, when the arena has no room for it.
 func (s *Store) Append(i uint32, hdr, body []byte) bool {
-	e := &s.entries[i]
+	e := s.at(i)
 	id := s.intern(hdr)
-	s.scratch = binary.AppendUvarint(s.scratch[:0], uint64(id))
-	ref, ok := s.arena.Append2(s.scratch, body, e.last)
+	ref, ok := s.arena.Append(id, body, e.last)
 	if !ok {
 		if s.hdrs[id].refs == 0 {
 			s.hdrs[id].refs = 1
@@ -234,12 +274,12 @@ func (s *Store) Append(i uint32, hdr, body []byte) bool {
 		e.first = ref
 	}
 	e.last = ref
-	e.sum.BufferedBytes += uint64(len(s.scratch) + len(body))
+	e.sum.BufferedBytes += uint64(len(body))
 	return true
 }
 
 // MaxBody is the largest segment body Append can store.
-func (s *Store) MaxBody() int { return s.arena.MaxSegment() - binary.MaxVarintLen32 }
+func (s *Store) MaxBody() int { return s.arena.MaxSegment() }
 
 // Due appends the traces due at or before tick to dst, oldest tick first, and
 // advances the wheel.
@@ -252,7 +292,7 @@ func (s *Store) Due(tick int64, dst []uint32) []uint32 {
 		refs := s.wheel[slot]
 		kept := refs[:0]
 		for _, r := range refs {
-			e := &s.entries[r.idx]
+			e := s.at(r.idx)
 			if !e.live || e.gen != r.gen {
 				continue
 			}
@@ -283,7 +323,7 @@ func (s *Store) Oldest() (uint32, bool) {
 		k := 0
 		for k < len(refs) {
 			r := refs[k]
-			e := &s.entries[r.idx]
+			e := s.at(r.idx)
 			if e.live && e.gen == r.gen && e.decideTick == t {
 				break
 			}
@@ -303,18 +343,17 @@ func (s *Store) Oldest() (uint32, bool) {
 }
 
 // Segments calls fn with each stored segment of trace i, in arrival order,
-// as its header and body (valid until the trace is released).
+// as its header and body (valid until fn returns).
 func (s *Store) Segments(i uint32, fn func(hdr, body []byte) error) error {
-	for r := s.entries[i].first; r != 0; {
-		seg, next, err := s.arena.Segment(r)
+	for r := s.at(i).first; r != 0; {
+		seg, next, id, err := s.arena.Segment(r)
 		if err != nil {
 			return err
 		}
-		id, n := binary.Uvarint(seg)
-		if n <= 0 || id >= uint64(len(s.hdrs)) || s.hdrs[id].refs <= 0 {
+		if int(id) >= len(s.hdrs) || s.hdrs[id].refs <= 0 {
 			return fmt.Errorf("%w: segment header reference", buffer.ErrCorrupt)
 		}
-		if err := fn(unsafeBytes(s.hdrs[id].b), seg[n:]); err != nil {
+		if err := fn(unsafeBytes(s.hdrs[id].b), seg); err != nil {
 			return err
 		}
 		r = next
@@ -322,20 +361,18 @@ func (s *Store) Segments(i uint32, fn func(hdr, body []byte) error) error {
 	return nil
 }
 
-// Release forgets trace i and frees its segments.
+// Release forgets trace i and frees its segments, without reading them.
 func (s *Store) Release(i uint32) {
-	e := &s.entries[i]
+	e := s.at(i)
 	if !e.live {
 		return
 	}
 	for r := e.first; r != 0; {
-		seg, next, err := s.arena.Segment(r)
+		next, id, err := s.arena.Meta(r)
 		if err != nil {
 			break
 		}
-		if id, n := binary.Uvarint(seg); n > 0 {
-			s.unref(uint32(id))
-		}
+		s.unref(id)
 		s.arena.Free(r)
 		r = next
 	}
@@ -346,10 +383,17 @@ func (s *Store) Release(i uint32) {
 	s.free = append(s.free, i)
 }
 
-// Each calls fn for every waiting trace with its remaining ticks.
+// Each calls fn for every waiting trace with its remaining ticks, in the
+// order their first segments were stored, so that reading their segments
+// decompresses each arena chunk about once.
 func (s *Store) Each(nowTick int64, fn func(i uint32, id [16]byte, sum *Summary, remaining int64)) {
+	order := make([]uint32, 0, len(s.index))
 	for _, i := range s.index {
-		e := &s.entries[i]
+		order = append(order, i)
+	}
+	slices.SortFunc(order, func(x, y uint32) int { return cmp.Compare(s.at(x).first, s.at(y).first) })
+	for _, i := range order {
+		e := s.at(i)
 		fn(i, e.id, &e.sum, e.decideTick-nowTick)
 	}
 }
