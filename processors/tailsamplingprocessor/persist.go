@@ -73,20 +73,26 @@ func (p *sampler) save() error {
 	}
 	p.mu.Lock()
 	nowTick := p.tickOf(now)
-	traces := 0
+	traces, unreadable := 0, 0
 	p.store.Each(nowTick, func(i uint32, id [16]byte, sum *store.Summary, remaining int64) {
 		body = append(body[:0], id[:]...)
 		body = binary.AppendVarint(body, sum.FirstSeen)
 		body = binary.AppendVarint(body, int64(remaining)*int64(p.tick))
-		_ = p.store.Segments(i, func(hdr, seg []byte) error {
+		if err := p.store.Segments(i, func(hdr, seg []byte) error {
 			body = binary.AppendUvarint(body, uint64(len(hdr)+len(seg)))
 			body = append(body, hdr...)
 			body = append(body, seg...)
 			return nil
-		})
+		}); err != nil {
+			unreadable++
+			return
+		}
 		write(recTrace, body)
 		traces++
 	})
+	if unreadable > 0 {
+		p.logger.Error("pending traces not saved: their buffered spans could not be read", zap.Int("traces", unreadable))
+	}
 	for _, c := range []struct {
 		kind byte
 		set  *cache.IDSet

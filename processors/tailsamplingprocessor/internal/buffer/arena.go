@@ -19,6 +19,10 @@ type Ref uint64
 // followed and segments freed without decompressing anything.
 const slotSize = 20
 
+// freedBit marks a freed segment in its slot's length, so a second Free of
+// the same ref changes nothing.
+const freedBit = 1 << 31
+
 // cacheSlots is how many frozen chunks are kept decompressed at once.
 // Traces are decided in about the order they arrived, so the segments of
 // consecutive sampled traces sit in the same few chunks.
@@ -77,6 +81,12 @@ type Arena struct {
 	cache      [cacheSlots]cached
 	clock      uint64
 	scratch    []byte // S2 output, MaxEncodedLen(chunkSize)
+	enc        struct {
+		ci, n int // chunk and slot count encoded (ci 0: none)
+		off   int
+		body  []byte
+	}
+	encodes int // chunks S2-encoded, for tests
 }
 
 var pageSize = os.Getpagesize()
@@ -88,11 +98,25 @@ func NewArena(maxBytes int64, chunkSize int) *Arena {
 	if least := int64(cacheSlots+2) * int64(chunkSize); maxBytes < least {
 		maxBytes = least
 	}
-	return &Arena{
+	a := &Arena{
 		chunkSize: chunkSize,
 		maxBytes:  maxBytes,
 		dataLimit: maxBytes - int64(cacheSlots)*int64(chunkSize),
 		chunks:    make([]chunk, 1, 64),
+	}
+	// The decompression cache is mapped now (pages cost memory only once
+	// written), so reading a sampled trace cannot fail for want of it later.
+	a.mapCache()
+	return a
+}
+
+func (a *Arena) mapCache() {
+	for i := range a.cache {
+		if a.cache[i].buf == nil {
+			if a.cache[i].buf = a.mmap(a.chunkSize); a.cache[i].buf != nil {
+				a.cacheBytes += int64(a.chunkSize)
+			}
+		}
 	}
 }
 
@@ -201,15 +225,26 @@ func (a *Arena) nextChunk() bool {
 func (a *Arena) freeze() bool {
 	c := &a.chunks[a.cur]
 	payload := c.mem[:a.off]
-	if a.scratch == nil {
-		a.scratch = make([]byte, s2.MaxEncodedLen(a.chunkSize))
+	tbl := c.n * slotSize
+	if a.dataMapped+int64(pageSize) > a.dataLimit {
+		return false // not even one page: do not compress for nothing
 	}
-	body := s2.Encode(a.scratch, payload)
+	// While the budget is full the caller frees the oldest traces one at a
+	// time and retries: the chunk's encoding is kept between attempts
+	// (freeing segments does not change a chunk's bytes).
+	if a.enc.ci != int(a.cur) || a.enc.off != a.off || a.enc.n != c.n {
+		if a.scratch == nil {
+			a.scratch = make([]byte, s2.MaxEncodedLen(a.chunkSize))
+		}
+		a.enc.body = s2.Encode(a.scratch, payload)
+		a.enc.ci, a.enc.off, a.enc.n = int(a.cur), a.off, c.n
+		a.encodes++
+	}
+	body := a.enc.body
 	stored := float64(len(body)) >= storeRatio*float64(len(payload))
 	if stored {
 		body = payload
 	}
-	tbl := c.n * slotSize
 	size := (tbl + len(body) + pageSize - 1) / pageSize * pageSize
 	if a.dataMapped+int64(size) > a.dataLimit {
 		return false
@@ -225,6 +260,7 @@ func (a *Arena) freeze() bool {
 	c.mem, c.frozen, c.stored, c.plen, c.blen = mem, true, stored, a.off, len(body)
 	a.frozenRaw += int64(c.plen)
 	a.frozenMap += int64(size)
+	a.enc.ci = 0
 	a.cur, a.off = 0, 0
 	return true
 }
@@ -266,7 +302,10 @@ func (a *Arena) Segment(r Ref) ([]byte, Ref, uint32, error) {
 	if s == nil {
 		return nil, 0, 0, fmt.Errorf("%w: segment ref %#x", ErrCorrupt, uint64(r))
 	}
-	off, n := int(binary.LittleEndian.Uint32(s)), int(binary.LittleEndian.Uint32(s[4:]))
+	off, n := int(binary.LittleEndian.Uint32(s)), binary.LittleEndian.Uint32(s[4:])
+	if n&freedBit != 0 {
+		return nil, 0, 0, fmt.Errorf("%w: segment ref %#x was freed", ErrCorrupt, uint64(r))
+	}
 	next, aux := Ref(binary.LittleEndian.Uint64(s[8:])), binary.LittleEndian.Uint32(s[16:])
 	ci := uint32(r >> 32)
 	c := &a.chunks[ci]
@@ -285,10 +324,11 @@ func (a *Arena) Segment(r Ref) ([]byte, Ref, uint32, error) {
 			return nil, 0, 0, err
 		}
 	}
-	if off+n > len(payload) {
+	end := off + int(n)
+	if end > len(payload) {
 		return nil, 0, 0, fmt.Errorf("%w: segment %d+%d at %#x", ErrCorrupt, off, n, uint64(r))
 	}
-	return payload[off : off+n : off+n], next, aux, nil
+	return payload[off:end:end], next, aux, nil
 }
 
 // decompressed returns the payload of frozen chunk ci from the cache,
@@ -308,10 +348,9 @@ func (a *Arena) decompressed(ci uint32) ([]byte, error) {
 	}
 	e := &a.cache[lru]
 	if e.buf == nil {
-		if e.buf = a.mmap(a.chunkSize); e.buf == nil {
+		if a.mapCache(); e.buf == nil {
 			return nil, fmt.Errorf("cannot map a decompression buffer of %d bytes", a.chunkSize)
 		}
-		a.cacheBytes += int64(a.chunkSize)
 	}
 	c := &a.chunks[ci]
 	e.ci = 0
@@ -332,11 +371,13 @@ func (a *Arena) Free(r Ref) {
 	}
 	ci := uint32(r >> 32)
 	c := &a.chunks[ci]
-	if c.live <= 0 {
-		return
+	n := binary.LittleEndian.Uint32(s[4:])
+	if c.live <= 0 || n&freedBit != 0 {
+		return // freed already
 	}
+	binary.LittleEndian.PutUint32(s[4:], n|freedBit)
 	c.live--
-	a.liveBytes -= int64(binary.LittleEndian.Uint32(s[4:])) + slotSize
+	a.liveBytes -= int64(n) + slotSize
 	if c.live == 0 && ci != a.cur {
 		a.release(ci)
 	}

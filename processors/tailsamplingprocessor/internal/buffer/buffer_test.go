@@ -249,7 +249,7 @@ func TestArenaRoundTripThroughFrozenChunks(t *testing.T) {
 
 func TestArenaBudgetIsNeverExceeded(t *testing.T) {
 	// Random payloads do not compress: frozen chunks are stored as they are.
-	a := NewArena(5*16<<10, 16<<10) // the current chunk, one frozen, the cache
+	a := NewArena(0, 16<<10) // raised to the least: the current chunk, one frozen, the cache
 	defer a.Close()
 	rng := rand.New(rand.NewPCG(3, 4))
 	payload := func() []byte {
@@ -270,27 +270,66 @@ func TestArenaBudgetIsNeverExceeded(t *testing.T) {
 		refs, data = append(refs, r), append(data, d)
 		require.LessOrEqual(t, a.MappedBytes(), a.Budget())
 	}
-	require.Equal(t, 2*16, len(refs), "16 segments of 1000+20 bytes per 16 KiB chunk; one written, one frozen")
+	perChunk := a.chunkSize / (1000 + slotSize)
+	require.Equal(t, 2*perChunk, len(refs), "one chunk being written and one frozen")
 	for i, r := range refs {
 		got, _, aux, err := a.Segment(r)
 		require.NoError(t, err)
 		require.Equal(t, data[i], got)
 		require.Equal(t, uint32(7), aux)
 	}
-	// Freeing the frozen chunk's segments makes room again.
-	for _, r := range refs[:16] {
+	// Freeing the frozen chunk's segments makes room again; a second Free of
+	// the same segment changes nothing.
+	for _, r := range refs[:perChunk] {
 		a.Free(r)
 	}
+	live := a.LiveBytes()
+	a.Free(refs[perChunk])
+	a.Free(refs[perChunk])
+	require.Equal(t, live-1000-slotSize, a.LiveBytes(), "a double free counts once")
+	_, _, _, err := a.Segment(refs[perChunk])
+	require.ErrorIs(t, err, ErrCorrupt, "a freed segment is not readable")
 	_, ok := a.Append(0, payload(), 0)
 	require.True(t, ok)
 
-	_, _, _, err := a.Segment(Ref(99 << 32))
+	_, _, _, err = a.Segment(Ref(99 << 32))
 	require.ErrorIs(t, err, ErrCorrupt)
 	_, _, err = a.Meta(Ref(1<<32 | 9999))
 	require.ErrorIs(t, err, ErrCorrupt)
 	a.Free(Ref(99 << 32)) // no crash
 	_, ok = a.Append(0, make([]byte, a.MaxSegment()+1), 0)
 	require.False(t, ok, "oversized segments are refused, not split")
+}
+
+// While the budget is full, the sampler frees the oldest trace and retries,
+// once per trace: the full chunk must not be compressed again each time.
+func TestArenaFullRetriesDoNotRecompress(t *testing.T) {
+	a := NewArena(0, 64<<10)
+	defer a.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var refs []Ref
+	for {
+		r, ok := a.Append(0, spanLike(rng, len(refs)), 0)
+		if !ok {
+			break
+		}
+		refs = append(refs, r)
+	}
+	before := a.encodes
+	for k := 0; k < 100; k++ {
+		_, ok := a.Append(0, spanLike(rng, k), 0)
+		require.False(t, ok)
+	}
+	require.LessOrEqual(t, a.encodes-before, 1, "retries reuse the chunk's encoding")
+	// Free the oldest segments one at a time until a retry succeeds.
+	for i := 0; ; i++ {
+		a.Free(refs[i])
+		if _, ok := a.Append(0, spanLike(rng, i), 0); ok {
+			break
+		}
+	}
+	require.LessOrEqual(t, a.encodes-before, 1)
+	require.LessOrEqual(t, a.MappedBytes(), a.Budget())
 }
 
 func BenchmarkArenaFreeze(b *testing.B) {

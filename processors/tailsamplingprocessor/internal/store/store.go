@@ -151,6 +151,10 @@ func (s *Store) Close() {
 	s.pages, s.mapped, s.n = nil, nil, 0
 	clear(s.index)
 	s.free = s.free[:0]
+	for k := range s.wheel {
+		s.wheel[k] = nil
+	}
+	s.started = false
 }
 
 // Len is the number of traces waiting.
@@ -383,9 +387,9 @@ func (s *Store) Release(i uint32) {
 	s.free = append(s.free, i)
 }
 
-// Each calls fn for every waiting trace with its remaining ticks, in the
-// order their first segments were stored, so that reading their segments
-// decompresses each arena chunk about once.
+// Each calls fn for every waiting trace with its remaining ticks, grouped
+// by the arena chunk of their first segment, so that reading their segments
+// decompresses each chunk about once.
 func (s *Store) Each(nowTick int64, fn func(i uint32, id [16]byte, sum *Summary, remaining int64)) {
 	order := make([]uint32, 0, len(s.index))
 	for _, i := range s.index {
