@@ -43,12 +43,19 @@ func newTestCore(t testing.TB, cfg *Config) *core {
 
 // cascadeTraces: checkout's calls to payments fail (503) and checkout's own
 // requests fail with them; frontend's calls to checkout fail in turn.
-func cascadeTraces(n int, fail bool) ptrace.Traces {
+func cascadeTraces(n int, fail bool) ptrace.Traces { return cascadeTracesIn(n, fail, nil) }
+
+// cascadeTracesIn is cascadeTraces with k8s.namespace.name set on the
+// resources of the services namespaces names.
+func cascadeTracesIn(n int, fail bool, namespaces map[string]string) ptrace.Traces {
 	td := ptrace.NewTraces()
 	now := time.Now()
 	add := func(svc string) ptrace.SpanSlice {
 		rs := td.ResourceSpans().AppendEmpty()
 		rs.Resource().Attributes().PutStr("service.name", svc)
+		if ns := namespaces[svc]; ns != "" {
+			rs.Resource().Attributes().PutStr("k8s.namespace.name", ns)
+		}
 		return rs.ScopeSpans().AppendEmpty().Spans()
 	}
 	checkout, frontend := add("checkout"), add("frontend")
@@ -169,6 +176,48 @@ func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 	require.NoError(t, tl.Shutdown(ctx), "shutdown is idempotent")
 }
 
+// A service's Kubernetes namespace (k8s.namespace.name on its resource)
+// labels its edges, its service metrics and the alerts about it, so the
+// dashboard's namespace filter works; a service of unknown namespace gets no
+// such label.
+func TestNamespaceLabels(t *testing.T) {
+	ctx := context.Background()
+	cfg := fastConfig()
+	msink := new(consumertest.MetricsSink)
+	tm, err := NewFactory().CreateTracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cfg, msink)
+	require.NoError(t, err)
+	require.NoError(t, tm.Start(ctx, componenttest.NewNopHost()))
+	defer func() { require.NoError(t, tm.Shutdown(ctx)) }()
+	require.NoError(t, tm.ConsumeTraces(ctx, cascadeTracesIn(100, true, map[string]string{"checkout": "shop", "frontend": "web"})))
+
+	var spike, cascade *pmetric.NumberDataPoint
+	require.Eventually(t, func() bool {
+		spike = findPoint(msink.AllMetrics(), "ALERTS", map[string]string{"alertname": "DependencyErrorSpike", "service": "checkout", "callee": "payments"})
+		cascade = findPoint(msink.AllMetrics(), "ALERTS", map[string]string{"alertname": "CascadingFailure", "origin_service": "payments"})
+		return spike != nil && cascade != nil
+	}, 10*time.Second, 50*time.Millisecond)
+	ns, ok := spike.Attributes().Get("k8s_namespace_name")
+	require.True(t, ok, "the alert about checkout carries its namespace")
+	assert.Equal(t, "shop", ns.Str())
+	_, ok = cascade.Attributes().Get("k8s_namespace_name")
+	assert.False(t, ok, "payments sent no telemetry: its namespace is unknown")
+
+	all := msink.AllMetrics()
+	last := []pmetric.Metrics{all[len(all)-1]}
+	for _, c := range []struct{ metric, service, callee, ns string }{
+		{"vigil.edge.calls", "checkout", "payments", "shop"},
+		{"vigil.edge.calls", "frontend", "checkout", "web"},
+		{"vigil.edge.duration", "frontend", "checkout", "web"},
+		{"vigil.service.requests", "checkout", "", "shop"},
+	} {
+		want := map[string]string{"service": c.service, "k8s_namespace_name": c.ns}
+		if c.callee != "" {
+			want["callee"] = c.callee
+		}
+		assert.True(t, hasPoint(last, c.metric, want), "%s %v", c.metric, want)
+	}
+}
+
 func TestConnectorHealthyTrafficRaisesNothing(t *testing.T) {
 	ctx := context.Background()
 	cfg := fastConfig()
@@ -257,6 +306,43 @@ func findPoint(mds []pmetric.Metrics, name string, labels map[string]string) *pm
 		}
 	}
 	return found
+}
+
+// hasPoint says whether a point of the named metric (number or histogram)
+// has all of labels.
+func hasPoint(mds []pmetric.Metrics, name string, labels map[string]string) bool {
+	match := func(attrs pcommon.Map) bool {
+		for k, v := range labels {
+			if got, ok := attrs.Get(k); !ok || got.Str() != v {
+				return false
+			}
+		}
+		return true
+	}
+	for _, md := range mds {
+		for _, rm := range md.ResourceMetrics().All() {
+			for _, sm := range rm.ScopeMetrics().All() {
+				for _, m := range sm.Metrics().All() {
+					if m.Name() != name {
+						continue
+					}
+					switch m.Type() {
+					case pmetric.MetricTypeHistogram:
+						for _, dp := range m.Histogram().DataPoints().All() {
+							if match(dp.Attributes()) {
+								return true
+							}
+						}
+					case pmetric.MetricTypeGauge, pmetric.MetricTypeSum:
+						if findPoint([]pmetric.Metrics{md}, name, labels) != nil {
+							return true
+						}
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 // On the agent's Prometheus endpoint (the prometheus exporter) the ALERTS

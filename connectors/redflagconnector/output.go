@@ -138,8 +138,7 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 			dp.SetStartTimestamp(start)
 			dp.SetTimestamp(ts)
 			dp.SetDoubleValue(float64(v))
-			dp.Attributes().PutStr("service", e.Caller)
-			dp.Attributes().PutStr("callee", e.Callee)
+			putEdge(dp.Attributes(), e)
 		}
 		set(calls.AppendEmpty(), e.Total.Calls)
 		for cl := detect.Class(0); cl < detect.NumClasses; cl++ {
@@ -156,8 +155,7 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 		hp := hist.DataPoints().AppendEmpty()
 		hp.SetStartTimestamp(start)
 		hp.SetTimestamp(ts)
-		hp.Attributes().PutStr("service", e.Caller)
-		hp.Attributes().PutStr("callee", e.Callee)
+		putEdge(hp.Attributes(), e)
 		hp.ExplicitBounds().FromRaw(exportBounds)
 		counts := make([]uint64, len(exportBounds)+1)
 		for b, n := range e.Total.Hist {
@@ -170,8 +168,7 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 			dp := tmo.AppendEmpty()
 			dp.SetTimestamp(ts)
 			dp.SetDoubleValue(e.TimeoutMs / 1000)
-			dp.Attributes().PutStr("service", e.Caller)
-			dp.Attributes().PutStr("callee", e.Callee)
+			putEdge(dp.Attributes(), e)
 		}
 	}
 	reqs := newSum(ms, "vigil.service.requests", "Inbound requests of a service (server spans), all of them, before sampling.", "{request}")
@@ -187,9 +184,26 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 			dp.SetTimestamp(ts)
 			dp.SetDoubleValue(float64(p.v))
 			dp.Attributes().PutStr("service", s.Name)
+			if s.Namespace != "" {
+				dp.Attributes().PutStr(namespaceAttr, s.Namespace)
+			}
 		}
 	}
 	return md
+}
+
+// namespaceAttr carries the Kubernetes namespace of the calling service on
+// the edge and service metrics, named as on ALERTS.
+const namespaceAttr = "k8s_namespace_name"
+
+// putEdge labels an edge's data point: service (the caller), callee, and the
+// caller's namespace when known.
+func putEdge(m pcommon.Map, e *detect.EdgeView) {
+	m.PutStr("service", e.Caller)
+	m.PutStr("callee", e.Callee)
+	if e.Namespace != "" {
+		m.PutStr(namespaceAttr, e.Namespace)
+	}
 }
 
 func newSum(ms pmetric.MetricSlice, name, desc, unit string) pmetric.NumberDataPointSlice {

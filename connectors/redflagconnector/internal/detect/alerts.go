@@ -87,7 +87,14 @@ func (e *Engine) offer(c candidate, now time.Time, out *[]Transition) *Alert {
 		if !c.start {
 			return nil
 		}
-		a = &Alert{Labels: c.labels, State: Pending, ActiveAt: now, key: id, for_: c.forDur}
+		labels := c.labels
+		if ns := e.namespaceOf(labels); ns != "" {
+			// Known when the alert begins, kept until it resolves (the
+			// identity does not include it).
+			labels = maps.Clone(labels)
+			labels[namespaceLabel] = ns
+		}
+		a = &Alert{Labels: labels, State: Pending, ActiveAt: now, key: id, for_: c.forDur}
 		e.alerts[id] = a
 		*out = append(*out, Transition{Alert: a.copy(), From: ""})
 	} else if !c.start && !c.keep {
@@ -106,6 +113,16 @@ func (e *Engine) offer(c candidate, now time.Time, out *[]Transition) *Alert {
 		*out = append(*out, Transition{Alert: a.copy(), From: Pending})
 	}
 	return a
+}
+
+// namespaceOf returns the Kubernetes namespace of the service an alert is
+// about (service, else origin_service), if known.
+func (e *Engine) namespaceOf(labels map[string]string) string {
+	svc := labels["service"]
+	if svc == "" {
+		svc = labels["origin_service"]
+	}
+	return e.namespaces[svc].name
 }
 
 // resolveUnseen resolves every active alert no candidate kept this evaluation.

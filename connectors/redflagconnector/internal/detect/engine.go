@@ -21,11 +21,15 @@ type Batch struct {
 	Logs     []LogDelta
 	Metrics  []MetricSample
 	Aliases  []Alias
+	// Namespaces are the Kubernetes namespaces services' telemetry named
+	// (k8s.namespace.name on the resource).
+	Namespaces []Namespace
 }
 
 // Reset empties b for reuse, keeping capacity.
 func (b *Batch) Reset() {
 	b.Edges, b.Services, b.Logs, b.Metrics, b.Aliases = b.Edges[:0], b.Services[:0], b.Logs[:0], b.Metrics[:0], b.Aliases[:0]
+	b.Namespaces = b.Namespaces[:0]
 }
 
 // EdgeDelta is what calls from Caller to Callee contributed.
@@ -65,13 +69,28 @@ type MetricSample struct {
 // from a client span whose child server span belongs to Service.
 type Alias struct{ Callee, Service string }
 
+// Namespace says that Service runs in the Kubernetes namespace Name.
+type Namespace struct{ Service, Name string }
+
+// namespaceLabel is the label (and metric attribute) that carries a
+// service's Kubernetes namespace, when known.
+const namespaceLabel = "k8s_namespace_name"
+
+type nsEntry struct {
+	name   string
+	bucket int64 // last seen
+}
+
 // Engine holds all detector state.
 type Engine struct {
 	cfg      Config
 	edges    map[edgeKey]*edge
 	services map[string]*service
 	aliases  map[string]string
-	alerts   map[string]*Alert
+	// namespaces: service -> its Kubernetes namespace, at most
+	// 4*MaxServices, forgotten after IdleExpiry unseen.
+	namespaces map[string]nsEntry
+	alerts     map[string]*Alert
 	// incidentSince is when each current incident's origin was first seen.
 	incidentSince map[string]time.Time
 	stats         Stats
@@ -99,6 +118,8 @@ func New(cfg Config) *Engine {
 		aliases:  map[string]string{},
 		alerts:   map[string]*Alert{},
 
+		namespaces: map[string]nsEntry{},
+
 		incidentSince: map[string]time.Time{},
 	}
 }
@@ -119,6 +140,20 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 			if _, ok := e.aliases[a.Callee]; !ok {
 				e.aliases[strings.Clone(a.Callee)] = strings.Clone(a.Service)
 			}
+		}
+	}
+	for _, n := range b.Namespaces {
+		if n.Service == "" || n.Name == "" {
+			continue
+		}
+		if old, ok := e.namespaces[n.Service]; ok {
+			if old.name != n.Name {
+				old.name = strings.Clone(n.Name)
+			}
+			old.bucket = bk
+			e.namespaces[n.Service] = old
+		} else if len(e.namespaces) < 4*e.cfg.MaxServices {
+			e.namespaces[strings.Clone(n.Service)] = nsEntry{name: strings.Clone(n.Name), bucket: bk}
 		}
 	}
 	for i := range b.Services {
@@ -240,6 +275,7 @@ func (e *Engine) service(name string) *service {
 // EdgeView is a read-only snapshot of an edge for metrics and the status page.
 type EdgeView struct {
 	Caller, Callee string
+	Namespace      string // the caller's Kubernetes namespace, if known
 	Since          time.Time
 	// Totals since the edge was first seen (cumulative counters).
 	Total Counts
@@ -258,7 +294,7 @@ func (e *Engine) Edges() []EdgeView {
 	out := make([]EdgeView, 0, len(e.edges))
 	for _, ed := range e.edges {
 		out = append(out, EdgeView{
-			Caller: ed.caller, Callee: ed.callee, Since: ed.since, Total: ed.total, Last5m: ed.ev.w5,
+			Caller: ed.caller, Callee: ed.callee, Namespace: e.namespaces[ed.caller].name, Since: ed.since, Total: ed.total, Last5m: ed.ev.w5,
 			TimeoutMs: ed.ev.timeoutMs, Anomalous: ed.ev.anomalous, ErrorRatio: ed.ev.err5,
 			P99Ms: ed.ev.p99, RetryRatio: ratio(ed.ev.w5.Retries, ed.ev.w5.Calls), Flagged: ed.flagged,
 		})
@@ -275,6 +311,7 @@ func (e *Engine) Edges() []EdgeView {
 // ServiceView is a read-only snapshot of a service's inbound traffic.
 type ServiceView struct {
 	Name       string
+	Namespace  string // Kubernetes namespace, if known
 	Since      time.Time
 	Total      Counts
 	ErrorRatio float64
@@ -286,7 +323,7 @@ type ServiceView struct {
 func (e *Engine) Services() []ServiceView {
 	out := make([]ServiceView, 0, len(e.services))
 	for _, s := range e.services {
-		out = append(out, ServiceView{Name: s.name, Since: s.since, Total: s.total, ErrorRatio: s.ev.err5, Failing: s.ev.failing, Origin: s.origin})
+		out = append(out, ServiceView{Name: s.name, Namespace: e.namespaces[s.name].name, Since: s.since, Total: s.total, ErrorRatio: s.ev.err5, Failing: s.ev.failing, Origin: s.origin})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

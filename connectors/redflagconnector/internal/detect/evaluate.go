@@ -101,6 +101,13 @@ func (e *Engine) expire(bk int64) {
 			delete(e.services, k)
 		}
 	}
+	for k, n := range e.namespaces {
+		if bk-n.bucket > idle {
+			if _, ok := e.services[k]; !ok {
+				delete(e.namespaces, k)
+			}
+		}
+	}
 }
 
 func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }

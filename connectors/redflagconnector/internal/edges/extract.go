@@ -132,6 +132,18 @@ func (bi *batchIndex) service(b *detect.Batch, name string) *detect.ServiceDelta
 	return &b.Services[len(b.Services)-1]
 }
 
+// addNamespace records the Kubernetes namespace res names for svc, once per
+// batch (seen holds the services recorded).
+func addNamespace(b *detect.Batch, seen map[string]bool, svc string, res pcommon.Resource) {
+	if seen[svc] {
+		return
+	}
+	seen[svc] = true
+	if ns := firstAttr(res.Attributes(), "k8s.namespace.name"); ns != "" {
+		b.Namespaces = append(b.Namespaces, detect.Namespace{Service: svc, Name: ns})
+	}
+}
+
 func serviceName(res pcommon.Resource) string {
 	if v, ok := res.Attributes().Get("service.name"); ok && v.Str() != "" {
 		return v.Str()
@@ -145,8 +157,10 @@ func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 	var ops []joinOp
 	var f facts
 	var spans, noCallee uint64
+	nsSeen := map[string]bool{}
 	for _, rs := range td.ResourceSpans().All() {
 		svc := serviceName(rs.Resource())
+		addNamespace(b, nsSeen, svc, rs.Resource())
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
 				spans++
@@ -334,8 +348,10 @@ func (x *Extractor) lookupPrevClient(id uint64, ref *clientRef) bool {
 func (x *Extractor) Logs(ld plog.Logs, b *detect.Batch) {
 	idx := map[string]int{}
 	var total, errs uint64
+	nsSeen := map[string]bool{}
 	for _, rl := range ld.ResourceLogs().All() {
 		svc := serviceName(rl.Resource())
+		addNamespace(b, nsSeen, svc, rl.Resource())
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
 				if lr.EventName() == "vigil.alert" {
@@ -407,6 +423,7 @@ func isErrorLog(lr plog.LogRecord) bool {
 // Metrics adds the data points of the metrics Saturation rules read.
 func (x *Extractor) Metrics(md pmetric.Metrics, b *detect.Batch) {
 	var n uint64
+	nsSeen := map[string]bool{}
 	for _, rm := range md.ResourceMetrics().All() {
 		res := rm.Resource().Attributes()
 		svc := firstAttr(res, "service.name", "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "k8s.container.name")
@@ -414,6 +431,7 @@ func (x *Extractor) Metrics(md pmetric.Metrics, b *detect.Batch) {
 		if svc == "" {
 			continue
 		}
+		addNamespace(b, nsSeen, svc, rm.Resource())
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, m := range sm.Metrics().All() {
 				if !x.set.MetricNames[m.Name()] {
