@@ -2,7 +2,6 @@ package redflagconnector
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,12 +12,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
+	"github.com/vigilhq/vigil/internal/cputime"
 )
 
+// cpuTime is the process's user+system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, err := cputime.Self()
+	require.NoError(b, err)
+	return d
 }
 
 // BenchmarkConsumeTraces feeds requests of 1,000 spans (250 four-span traces

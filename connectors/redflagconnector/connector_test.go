@@ -311,32 +311,24 @@ func findPoint(mds []pmetric.Metrics, name string, labels map[string]string) *pm
 // hasPoint says whether a point of the named metric (number or histogram)
 // has all of labels.
 func hasPoint(mds []pmetric.Metrics, name string, labels map[string]string) bool {
-	match := func(attrs pcommon.Map) bool {
-		for k, v := range labels {
-			if got, ok := attrs.Get(k); !ok || got.Str() != v {
-				return false
-			}
-		}
+	if findPoint(mds, name, labels) != nil {
 		return true
 	}
 	for _, md := range mds {
 		for _, rm := range md.ResourceMetrics().All() {
 			for _, sm := range rm.ScopeMetrics().All() {
 				for _, m := range sm.Metrics().All() {
-					if m.Name() != name {
+					if m.Name() != name || m.Type() != pmetric.MetricTypeHistogram {
 						continue
 					}
-					switch m.Type() {
-					case pmetric.MetricTypeHistogram:
-						for _, dp := range m.Histogram().DataPoints().All() {
-							if match(dp.Attributes()) {
-								return true
+				next:
+					for _, dp := range m.Histogram().DataPoints().All() {
+						for k, v := range labels {
+							if got, ok := dp.Attributes().Get(k); !ok || got.Str() != v {
+								continue next
 							}
 						}
-					case pmetric.MetricTypeGauge, pmetric.MetricTypeSum:
-						if findPoint([]pmetric.Metrics{md}, name, labels) != nil {
-							return true
-						}
+						return true
 					}
 				}
 			}

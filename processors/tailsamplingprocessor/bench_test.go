@@ -2,7 +2,6 @@ package tailsamplingprocessor
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,14 +11,15 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/vigilhq/vigil/internal/cputime"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/metadata"
 )
 
 // cpuTime is the process's user+system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, err := cputime.Self()
+	require.NoError(b, err)
+	return d
 }
 
 // BenchmarkConsumeTraces feeds 10-span traces, 100 to a request, through the
