@@ -113,7 +113,7 @@ func NewArena(maxBytes int64, chunkSize int) *Arena {
 func (a *Arena) mapCache() {
 	for i := range a.cache {
 		if a.cache[i].buf == nil {
-			if a.cache[i].buf = a.mmap(a.chunkSize); a.cache[i].buf != nil {
+			if a.cache[i].buf = MapAnon(a.chunkSize); a.cache[i].buf != nil {
 				a.cacheBytes += int64(a.chunkSize)
 			}
 		}
@@ -136,7 +136,9 @@ func (a *Arena) Budget() int64 { return a.maxBytes }
 // still mapped and the bytes those chunks map (slot tables included).
 func (a *Arena) Compression() (raw, mapped int64) { return a.frozenRaw, a.frozenMap }
 
-func (a *Arena) mmap(n int) []byte {
+// MapAnon maps n bytes of anonymous private memory outside the Go heap, or
+// returns nil if the system refuses.
+func MapAnon(n int) []byte {
 	mem, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		return nil
@@ -201,7 +203,7 @@ func (a *Arena) nextChunk() bool {
 		if a.dataMapped+int64(a.chunkSize) > a.dataLimit {
 			return false
 		}
-		if mem = a.mmap(a.chunkSize); mem == nil {
+		if mem = MapAnon(a.chunkSize); mem == nil {
 			return false
 		}
 		a.dataMapped += int64(a.chunkSize)
@@ -249,7 +251,7 @@ func (a *Arena) freeze() bool {
 	if a.dataMapped+int64(size) > a.dataLimit {
 		return false
 	}
-	mem := a.mmap(size)
+	mem := MapAnon(size)
 	if mem == nil {
 		return false
 	}
