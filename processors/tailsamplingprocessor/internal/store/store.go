@@ -128,14 +128,14 @@ func (s *Store) grow() uint32 {
 	if s.n%pageEntries == 0 {
 		size := pageEntries * int(unsafe.Sizeof(entry{}))
 		var page []entry
-		mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-		if err == nil {
+		mem := buffer.MapAnon(size)
+		if mem != nil {
 			page = unsafe.Slice((*entry)(unsafe.Pointer(unsafe.SliceData(mem))), pageEntries)
 		} else {
 			page = make([]entry, pageEntries)
 		}
 		s.pages = append(s.pages, page)
-		s.mapped = append(s.mapped, err == nil)
+		s.mapped = append(s.mapped, mem != nil)
 	}
 	s.n++
 	return s.n - 1
@@ -190,12 +190,18 @@ func (s *Store) Create(id [16]byte, nowTick, decideTick int64) uint32 {
 	return i
 }
 
+// clamp puts tick t within the wheel: after its position and at most a
+// horizon ahead. A caller's clock may lag the wheel (a batch stamped before
+// it waited for the lock while decisions went on); the horizon is counted
+// from the later of the two, so a trace is never scheduled in a slot the
+// wheel has passed, where it would never come due.
 func (s *Store) clamp(nowTick, t int64) int64 {
+	nowTick = max(nowTick, s.done)
 	if t <= s.done {
 		t = s.done + 1
 	}
-	if max := nowTick + int64(len(s.wheel)) - 2; t > max {
-		t = max
+	if last := nowTick + int64(len(s.wheel)) - 2; t > last {
+		t = last
 	}
 	return t
 }

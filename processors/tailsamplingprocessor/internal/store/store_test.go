@@ -81,3 +81,22 @@ func TestAppendFailsWhenArenaFull(t *testing.T) {
 	s.Release(i)
 	require.True(t, s.Append(s.Create(tid(2), 0, 5), []byte("h"), seg), "releasing frees the arena")
 }
+
+// A batch whose clock is stale by more than the wheel's horizon (it waited
+// for the lock while decisions went on, as under overload) must still get a
+// decision: scheduled before the wheel's position, it would never come due.
+func TestStaleClockStillComesDue(t *testing.T) {
+	a := buffer.NewArena(1<<20, 64<<10)
+	defer a.Close()
+	s := New(a, 10, 16)
+	s.Create(tid(1), 0, 5)
+	require.Len(t, s.Due(100, nil), 1, "the wheel has moved to tick 100")
+	i := s.Create(tid(2), 3, 3+5) // a batch stamped at tick 3
+	var due []uint32
+	for tick := int64(101); tick <= 130 && len(due) == 0; tick++ {
+		due = s.Due(tick, due)
+	}
+	require.Equal(t, []uint32{i}, due, "decided within the wheel's horizon")
+	_, ok := s.Oldest()
+	require.False(t, ok)
+}
