@@ -104,12 +104,22 @@ func (c *Config) Validate() error {
 	nonNeg("retry_storm.for", rs.For)
 	nonNeg("retry_storm.metastable_after", rs.MetastableAfter)
 	cc := c.Cascade
-	if cc.LatencyFactor < 1 {
-		bad("cascade.latency_factor", cc.LatencyFactor, "must be at least 1")
+	if cc.LatencyFactor != 0 && cc.LatencyFactor < 1 {
+		bad("cascade.latency_factor", cc.LatencyFactor, "must be at least 1 (it is the former name of latency_spike.factor)")
 	}
 	ratio("cascade.max_propagation", cc.MaxPropagation)
 	nonNeg("cascade.for", cc.For)
 	nonNeg("cascade.min_latency", cc.MinLatency)
+	ls := c.LatencySpike
+	if ls.Factor < 1 {
+		bad("latency_spike.factor", ls.Factor, "must be at least 1")
+	}
+	nonNeg("latency_spike.min_delta", ls.MinDelta)
+	ratio("latency_spike.min_share", ls.MinShare)
+	if ls.MinBaseline < 1 {
+		bad("latency_spike.min_baseline", ls.MinBaseline, "must be at least 1")
+	}
+	nonNeg("latency_spike.for", ls.For)
 	lb := c.ErrorLogBurst
 	if lb.Factor < 1 {
 		bad("error_log_burst.factor", lb.Factor, "must be at least 1")

@@ -43,6 +43,16 @@ func TestConfigDefaultsAndTuned(t *testing.T) {
 	require.Equal(t, 0.999, cfg.SLOs[0].Objective)
 	require.NotEmpty(t, cfg.Saturation.Rules, "default rules stay")
 	require.Zero(t, cfg.Saturation.TrendRise, "trend_rise: 0 turns the trend off")
+	require.Equal(t, 50*time.Millisecond, cfg.LatencySpike.MinDelta)
+	require.Equal(t, time.Minute, cfg.LatencySpike.For)
+	require.Equal(t, 2.0, cfg.LatencySpike.Factor, "unset keys keep their defaults")
+
+	// The former cascade.latency_factor and min_latency still work.
+	cfg, err = loadConfig(t, "former_names")
+	require.NoError(t, err)
+	n := cfg.Normalized()
+	require.Equal(t, 3.0, n.LatencySpike.Factor)
+	require.Equal(t, 100*time.Millisecond, n.LatencySpike.MinDelta)
 }
 
 func TestConfigErrorsNameKeyAndValue(t *testing.T) {
@@ -53,6 +63,7 @@ func TestConfigErrorsNameKeyAndValue(t *testing.T) {
 		"join_sample_ratio: 2 must be in (0, 1]",
 		"error_spike.min_ratio: 0 must be in (0, 1]",
 		"saturation.trend_rise: 1.5 must be in (0, 1]",
+		"latency_spike.min_share: 0 must be in (0, 1]",
 		`slos[0].service: "" must name a service`,
 		"slos[0].objective: 99.9 must be in (0, 1), e.g. 0.999",
 	} {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer"
@@ -20,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/edges"
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 type signal int
@@ -40,6 +42,7 @@ type core struct {
 	tel    *metadata.TelemetryBuilder
 	ext    *edges.Extractor
 	eng    *detect.Engine
+	clock  clockwork.Clock
 	onDone func()
 
 	mu         sync.Mutex
@@ -49,7 +52,7 @@ type core struct {
 	refs       int
 	started    bool
 	stopped    bool
-	status     statusSink
+	status     redflag.Publisher
 
 	batches chan work
 	emits   chan emission
@@ -57,7 +60,7 @@ type core struct {
 	done    sync.WaitGroup
 	pool    sync.Pool
 
-	gauges      atomic.Pointer[gaugeValues]
+	gauges      atomic.Pointer[metadata.Gauges]
 	observed    [3]atomic.Int64      // spans, log records, data points fed to the detectors, by signal
 	prevSeries  map[string]seriesRef // ALERTS series emitted at the last evaluation
 	resource    map[string]string
@@ -74,9 +77,7 @@ type emission struct {
 	ld plog.Logs
 }
 
-type gaugeValues struct{ edges, services, pending, firing, overflow, expired, joinDropped, joinExpired int64 }
-
-func newCore(set connector.Settings, cfg *Config, onDone func()) (*core, error) {
+func newCore(set connector.Settings, cfg *Config, clock clockwork.Clock, onDone func()) (*core, error) {
 	names := map[string]bool{"http.server.active_requests": true}
 	for _, r := range cfg.Saturation.Rules {
 		for _, n := range []string{r.Metric, r.Limit, r.Waiters, r.Timeouts} {
@@ -93,6 +94,7 @@ func newCore(set connector.Settings, cfg *Config, onDone func()) (*core, error) 
 			JoinSampleRatio: cfg.JoinSampleRatio, MaxJoinEntries: cfg.MaxJoinEntries, MetricNames: names,
 		}),
 		eng:        detect.New(cfg.Config),
+		clock:      clock,
 		onDone:     onDone,
 		batches:    make(chan work, 64),
 		emits:      make(chan emission, 4),
@@ -101,7 +103,7 @@ func newCore(set connector.Settings, cfg *Config, onDone func()) (*core, error) 
 		resource:   map[string]string{"service.name": "vigil", "service.instance.id": host},
 	}
 	c.pool.New = func() any { return new(detect.Batch) }
-	c.gauges.Store(&gaugeValues{})
+	c.gauges.Store(&metadata.Gauges{})
 	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings, c)
 	if err != nil {
 		return nil, err
@@ -111,10 +113,7 @@ func newCore(set connector.Settings, cfg *Config, onDone func()) (*core, error) 
 }
 
 // Gauges implements metadata.Observed.
-func (c *core) Gauges() (int64, int64, int64, int64, int64, int64, int64, int64) {
-	g := c.gauges.Load()
-	return g.edges, g.services, g.pending, g.firing, g.overflow, g.expired, g.joinDropped, g.joinExpired
-}
+func (c *core) Gauges() metadata.Gauges { return *c.gauges.Load() }
 
 func (c *core) addMetricsOut(m consumer.Metrics) {
 	c.mu.Lock()
@@ -163,7 +162,7 @@ func (t *tracesIn) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		return nil
 	}
 	c := t.c
-	now := time.Now()
+	now := c.clock.Now()
 	b := c.pool.Get().(*detect.Batch)
 	c.ext.Traces(td, now, b)
 	c.tel.SpansReceived.Add(ctx, int64(td.SpanCount()))
@@ -183,7 +182,7 @@ func (l *logsIn) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	c.ext.Logs(ld, b)
 	c.tel.LogRecordsReceived.Add(ctx, int64(ld.LogRecordCount()))
 	c.observed[signalLogs].Add(int64(ld.LogRecordCount()))
-	c.submit(ctx, work{now: time.Now(), b: b})
+	c.submit(ctx, work{now: c.clock.Now(), b: b})
 	return nil
 }
 
@@ -198,7 +197,7 @@ func (m *metricsIn) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) erro
 	c.ext.Metrics(md, b)
 	c.tel.DataPointsReceived.Add(ctx, int64(md.DataPointCount()))
 	c.observed[signalMetrics].Add(int64(md.DataPointCount()))
-	c.submit(ctx, work{now: time.Now(), b: b})
+	c.submit(ctx, work{now: c.clock.Now(), b: b})
 	return nil
 }
 
@@ -229,9 +228,9 @@ func (c *core) start(host component.Host) error {
 		return nil
 	}
 	c.started = true
-	c.startedTime = time.Now()
+	c.startedTime = c.clock.Now()
 	if c.cfg.Status != nil {
-		sink, err := findStatusSink(host, *c.cfg.Status)
+		sink, err := findPublisher(host, *c.cfg.Status)
 		if err != nil {
 			return err
 		}
@@ -267,7 +266,7 @@ func (c *core) shutdown() {
 func (c *core) loop() {
 	defer c.done.Done()
 	defer close(c.emits)
-	ticker := time.NewTicker(c.cfg.EvaluationInterval)
+	ticker := c.clock.NewTicker(c.cfg.EvaluationInterval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -282,7 +281,7 @@ func (c *core) loop() {
 			c.eng.Apply(w.now, w.b)
 			w.b.Reset()
 			c.pool.Put(w.b)
-		case now := <-ticker.C:
+		case now := <-ticker.Chan():
 			c.evaluate(now)
 		}
 	}
@@ -324,32 +323,28 @@ func (c *core) evaluate(now time.Time) {
 			pending++
 		}
 	}
-	g := &gaugeValues{
-		edges: int64(st.Edges), services: int64(st.Services), pending: pending, firing: firing,
-		overflow: int64(st.EdgesOverflow), expired: int64(st.EdgesExpired),
-		joinDropped: int64(xs.JoinDropped), joinExpired: int64(xs.Expired),
+	g := &metadata.Gauges{
+		Edges: int64(st.Edges), Services: int64(st.Services), Pending: pending, Firing: firing,
+		EdgesOverflow: int64(st.EdgesOverflow), EdgesExpired: int64(st.EdgesExpired),
+		JoinDropped: int64(xs.JoinDropped), JoinExpired: int64(xs.Expired), NoCallee: int64(xs.NoCallee),
 	}
 	c.gauges.Store(g)
 	if status != nil {
-		flaggedEdges, flaggedServices := c.eng.Flagged()
-		status.PublishRedFlags(&Snapshot{
-			At: now, Edges: edgeViews, Services: svcViews, Alerts: alerts,
-			FlaggedEdges: flaggedEdges, FlaggedServices: flaggedServices,
-			Counters: map[string]int64{
-				"spans_observed":       c.observed[signalTraces].Load(),
-				"log_records_observed": c.observed[signalLogs].Load(),
-				"datapoints_observed":  c.observed[signalMetrics].Load(),
-				"edges":                g.edges,
-				"services":             g.services,
-				"alerts_pending":       g.pending,
-				"alerts_firing":        g.firing,
-				"edges_dropped":        g.overflow,
-				"edges_evicted":        g.expired,
-				"joins_dropped":        g.joinDropped,
-				"joins_expired":        g.joinExpired,
-				"evaluation_us":        time.Since(t0).Microseconds(),
-			},
-		})
+		status.PublishRedFlags(c.snapshot(now, edgeViews, svcViews, alerts, map[string]int64{
+			"spans_observed":       c.observed[signalTraces].Load(),
+			"log_records_observed": c.observed[signalLogs].Load(),
+			"datapoints_observed":  c.observed[signalMetrics].Load(),
+			"edges":                g.Edges,
+			"services":             g.Services,
+			"alerts_pending":       g.Pending,
+			"alerts_firing":        g.Firing,
+			"edges_dropped":        g.EdgesOverflow,
+			"edges_evicted":        g.EdgesExpired,
+			"joins_dropped":        g.JoinDropped,
+			"joins_expired":        g.JoinExpired,
+			"spans_without_callee": g.NoCallee,
+			"evaluation_us":        time.Since(t0).Microseconds(),
+		}))
 	}
 	c.tel.EvaluationDuration.Record(ctx, time.Since(t0).Seconds())
 	if ev.md == (pmetric.Metrics{}) && ev.ld == (plog.Logs{}) {

@@ -3,18 +3,22 @@ package redflagconnector
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -36,7 +40,7 @@ func defaultSLO(objective float64) detect.SLOConfig {
 }
 
 func newTestCore(t testing.TB, cfg *Config) *core {
-	c, err := newCore(connectortest.NewNopSettings(metadata.Type), cfg, func() {})
+	c, err := newCore(connectortest.NewNopSettings(metadata.Type), cfg, clockwork.NewRealClock(), func() {})
 	require.NoError(t, err)
 	return c
 }
@@ -99,24 +103,72 @@ func fastConfig() *Config {
 	return cfg
 }
 
+// clocked is a connector ID's shared state on a fake clock: the detectors
+// judge ten-second buckets of processing time, so a test feeds a bucket's
+// spans, then moves the clock on by one evaluation interval.
+type clocked struct {
+	clock *clockwork.FakeClock
+	f     *factory
+	cfg   *Config
+}
+
+func newClocked() *clocked {
+	cfg := fastConfig()
+	cfg.EvaluationInterval = 10 * time.Second
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	return &clocked{clock: clock, f: newFactory(clock), cfg: cfg}
+}
+
+// step feeds td to every consumer (the collector fans the same data out to
+// each instance), waits for the detector loop to take it, and moves the
+// clock on one interval, which runs an evaluation.
+func (c *clocked) step(t *testing.T, td ptrace.Traces, consumers ...consumer.Traces) {
+	t.Helper()
+	for _, in := range consumers {
+		require.NoError(t, in.ConsumeTraces(context.Background(), td))
+	}
+	c.idle(t)
+	c.clock.Advance(c.cfg.EvaluationInterval)
+}
+
+// idle waits until the loop has taken every batch (it applies a batch before
+// it can see the next tick).
+func (c *clocked) idle(t *testing.T) {
+	c.f.mu.Lock()
+	cores := slices.Collect(maps.Values(c.f.cores))
+	c.f.mu.Unlock()
+	for _, co := range cores {
+		require.Eventually(t, func() bool { return len(co.batches) == 0 }, 5*time.Second, time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+}
+
+// warm feeds two minutes of healthy traffic: a rate is judged against the
+// edge's own history, learned a minute behind the present.
+func (c *clocked) warm(t *testing.T, consumers ...consumer.Traces) {
+	for range 12 {
+		c.step(t, cascadeTraces(20, false), consumers...)
+	}
+}
+
 func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 	ctx := context.Background()
-	f := NewFactory()
-	cfg := fastConfig()
+	cl := newClocked()
+	f := cl.f
+	cfg := cl.cfg
 	set := connectortest.NewNopSettings(metadata.Type)
 	msink, lsink := new(consumertest.MetricsSink), new(consumertest.LogsSink)
-	tm, err := f.CreateTracesToMetrics(ctx, set, cfg, msink)
+	tm, err := f.tracesToMetrics(ctx, set, cfg, msink)
 	require.NoError(t, err)
-	tl, err := f.CreateTracesToLogs(ctx, set, cfg, lsink)
+	tl, err := f.tracesToLogs(ctx, set, cfg, lsink)
 	require.NoError(t, err)
 	host := componenttest.NewNopHost()
 	require.NoError(t, tm.Start(ctx, host))
 	require.NoError(t, tl.Start(ctx, host))
 
-	// The collector fans the same data out to both instances.
-	for _, td := range []ptrace.Traces{cascadeTraces(100, true)} {
-		require.NoError(t, tm.ConsumeTraces(ctx, td))
-		require.NoError(t, tl.ConsumeTraces(ctx, td))
+	cl.warm(t, tm, tl)
+	for range 3 {
+		cl.step(t, cascadeTraces(100, true), tm, tl)
 	}
 
 	var events []alertevent.Event
@@ -152,21 +204,24 @@ func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 	assert.Equal(t, "critical", cascade.Labels["severity"])
 	assert.Equal(t, "checkout,frontend", cascade.Annotations["affected_services"])
 	assert.False(t, cascade.TraceID.IsEmpty(), "an example trace")
-	assert.Equal(t, time.Second, cascade.EvalInterval)
+	assert.Equal(t, 10*time.Second, cascade.EvalInterval)
 
 	// The metrics output: ALERTS as Prometheus writes it, and edge calls
 	// counted once although two instances received the spans.
+	var last pmetric.Metrics
 	require.Eventually(t, func() bool {
-		return findPoint(msink.AllMetrics(), "ALERTS", map[string]string{"alertname": "CascadingFailure", "alertstate": "firing", "origin_service": "payments"}) != nil
+		all := msink.AllMetrics()
+		last = all[len(all)-1]
+		calls := findPoint([]pmetric.Metrics{last}, "vigil.edge.calls", map[string]string{"service": "checkout", "callee": "payments"})
+		return findPoint(msink.AllMetrics(), "ALERTS", map[string]string{"alertname": "CascadingFailure", "alertstate": "firing", "origin_service": "payments"}) != nil &&
+			calls != nil && calls.DoubleValue() == float64(12*20+3*100)
 	}, 5*time.Second, 50*time.Millisecond)
-	all := msink.AllMetrics()
-	last := all[len(all)-1]
 	calls := findPoint([]pmetric.Metrics{last}, "vigil.edge.calls", map[string]string{"service": "checkout", "callee": "payments"})
 	require.NotNil(t, calls)
-	assert.Equal(t, 100.0, calls.DoubleValue())
+	assert.Equal(t, float64(12*20+3*100), calls.DoubleValue())
 	errs := findPoint([]pmetric.Metrics{last}, "vigil.edge.errors", map[string]string{"service": "checkout", "callee": "payments", "class": "overload"})
 	require.NotNil(t, errs)
-	assert.Equal(t, 50.0, errs.DoubleValue())
+	assert.Equal(t, 150.0, errs.DoubleValue())
 	forState := findPoint([]pmetric.Metrics{last}, "ALERTS_FOR_STATE", map[string]string{"alertname": "CascadingFailure"})
 	require.NotNil(t, forState)
 	assert.InDelta(t, float64(cascade.ActiveAt.Unix()), forState.DoubleValue(), 0)
@@ -182,13 +237,16 @@ func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 // such label.
 func TestNamespaceLabels(t *testing.T) {
 	ctx := context.Background()
-	cfg := fastConfig()
+	cl := newClocked()
 	msink := new(consumertest.MetricsSink)
-	tm, err := NewFactory().CreateTracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cfg, msink)
+	tm, err := cl.f.tracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cl.cfg, msink)
 	require.NoError(t, err)
 	require.NoError(t, tm.Start(ctx, componenttest.NewNopHost()))
 	defer func() { require.NoError(t, tm.Shutdown(ctx)) }()
-	require.NoError(t, tm.ConsumeTraces(ctx, cascadeTracesIn(100, true, map[string]string{"checkout": "shop", "frontend": "web"})))
+	cl.warm(t, tm)
+	for range 3 {
+		cl.step(t, cascadeTracesIn(100, true, map[string]string{"checkout": "shop", "frontend": "web"}), tm)
+	}
 
 	var spike, cascade *pmetric.NumberDataPoint
 	require.Eventually(t, func() bool {

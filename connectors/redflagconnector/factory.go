@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer"
@@ -20,8 +21,15 @@ import (
 // NewFactory returns the redflag connector's factory. One connector ID is one
 // detector state, however many pipelines it joins: each input signal feeds it
 // once, and every output pipeline gets every evaluation's output.
-func NewFactory() connector.Factory {
-	f := &factory{cores: map[component.ID]*core{}}
+func NewFactory() connector.Factory { return newFactory(clockwork.NewRealClock()).connectorFactory() }
+
+// newFactory holds the shared states on a clock of the caller's (tests pass a
+// fake one: the detectors judge ten-second buckets of processing time).
+func newFactory(clock clockwork.Clock) *factory {
+	return &factory{cores: map[component.ID]*core{}, clock: clock}
+}
+
+func (f *factory) connectorFactory() connector.Factory {
 	return connector.NewFactory(metadata.Type, createDefaultConfig,
 		connector.WithTracesToMetrics(f.tracesToMetrics, metadata.TracesToMetricsStability),
 		connector.WithTracesToLogs(f.tracesToLogs, metadata.TracesToLogsStability),
@@ -45,6 +53,7 @@ func createDefaultConfig() component.Config {
 type factory struct {
 	mu    sync.Mutex
 	cores map[component.ID]*core
+	clock clockwork.Clock
 }
 
 // core returns the shared state of the connector ID, creating it on first use.
@@ -54,7 +63,7 @@ func (f *factory) core(set connector.Settings, cfg component.Config) (*core, err
 	if c, ok := f.cores[set.ID]; ok {
 		return c, nil
 	}
-	c, err := newCore(set, cfg.(*Config), func() {
+	c, err := newCore(set, cfg.(*Config), f.clock, func() {
 		f.mu.Lock()
 		delete(f.cores, set.ID)
 		f.mu.Unlock()

@@ -120,6 +120,7 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 	errs := newSum(ms, "vigil.edge.errors", "Failed calls from service to callee, by failure class.", "{call}")
 	client := newSum(ms, "vigil.edge.client_errors", "Calls from service to callee rejected as the caller's fault (HTTP 4xx, gRPC client codes).", "{call}")
 	retries := newSum(ms, "vigil.edge.retries", "Calls from service to callee that were retries.", "{call}")
+	cancelled := newSum(ms, "vigil.edge.cancelled", "Calls from service to callee that the caller abandoned (cancelled siblings, hedges, callers giving up): not failures.", "{call}")
 	durM := ms.AppendEmpty()
 	durM.SetName("vigil.edge.duration")
 	durM.SetDescription("Duration of calls from service to callee.")
@@ -152,6 +153,9 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 			set(client.AppendEmpty(), e.Total.Client4xx)
 		}
 		set(retries.AppendEmpty(), e.Total.Retries)
+		if e.Total.Cancelled > 0 {
+			set(cancelled.AppendEmpty(), e.Total.Cancelled)
+		}
 		hp := hist.DataPoints().AppendEmpty()
 		hp.SetStartTimestamp(start)
 		hp.SetTimestamp(ts)
@@ -162,7 +166,7 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 			counts[exportBucket(b)] += uint64(n)
 		}
 		hp.BucketCounts().FromRaw(counts)
-		hp.SetCount(uint64(e.Total.Calls))
+		hp.SetCount(uint64(e.Total.Hist.Total()))
 		hp.SetSum(e.Total.DurMsSum / 1000)
 		if e.TimeoutMs > 0 {
 			dp := tmo.AppendEmpty()

@@ -38,8 +38,7 @@ func BenchmarkFlaggedSet(b *testing.B) {
 	s.PublishRedFlags(cascade())
 	b.ReportAllocs()
 	for b.Loop() {
-		e, _ := s.FlaggedSet()
-		if !e[[2]string{"catalog", "catalog-db"}] {
+		if !s.FlaggedSet().HasEdge("catalog", "catalog-db") {
 			b.Fatal("not flagged")
 		}
 	}

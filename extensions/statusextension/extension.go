@@ -22,8 +22,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
-	"github.com/vigilhq/vigil/connectors/redflagconnector"
 	"github.com/vigilhq/vigil/extensions/statusextension/internal/metadata"
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 //go:embed page.html
@@ -42,15 +42,14 @@ const (
 // status is the vigil_status extension. The redflag connector calls
 // PublishRedFlags after every evaluation; the tail sampler reads FlaggedSet on
 // its hot path; HTTP requests render the latest snapshot. All three run
-// concurrently: a snapshot and its flag maps are immutable once stored, and
-// are swapped atomically.
+// concurrently: a snapshot and its flagged set are immutable once stored,
+// and are swapped atomically.
 type status struct {
 	cfg *Config
 	set extension.Settings
 	tel *metadata.TelemetryBuilder
 
-	cur   atomic.Pointer[published]
-	flags atomic.Pointer[flagSet]
+	cur atomic.Pointer[published]
 
 	mu      sync.Mutex
 	sampler map[string]map[string]int64 // replaced, never mutated, under mu
@@ -63,15 +62,9 @@ type status struct {
 	pathRoot, pathAPI, pathOther attribute.KeyValue
 }
 
-// flagSet is one publish's flagged edges and services. Never mutated.
-type flagSet struct {
-	edges    map[[2]string]bool
-	services map[string]bool
-}
-
 // published is one snapshot with its view, built on first use.
 type published struct {
-	snap    *redflagconnector.Snapshot
+	snap    *redflag.Snapshot
 	sampler map[string]map[string]int64
 	once    sync.Once
 	view    *view
@@ -79,12 +72,8 @@ type published struct {
 
 var (
 	_ extension.Extension = (*status)(nil)
-	_ interface {
-		PublishRedFlags(*redflagconnector.Snapshot)
-	} = (*status)(nil)
-	_ interface {
-		FlaggedSet() (map[[2]string]bool, map[string]bool)
-	} = (*status)(nil)
+	_ redflag.Publisher   = (*status)(nil)
+	_ redflag.FlagSource  = (*status)(nil)
 )
 
 func newStatus(set extension.Settings, cfg *Config) (*status, error) {
@@ -101,23 +90,11 @@ func newStatus(set extension.Settings, cfg *Config) (*status, error) {
 }
 
 // PublishRedFlags stores the connector's state after an evaluation. It takes
-// ownership of snap, which must not change afterwards, and rebuilds the
-// flagged sets read by FlaggedSet.
-func (s *status) PublishRedFlags(snap *redflagconnector.Snapshot) {
+// ownership of snap, which must not change afterwards.
+func (s *status) PublishRedFlags(snap *redflag.Snapshot) {
 	if snap == nil {
 		return
 	}
-	fs := &flagSet{
-		edges:    make(map[[2]string]bool, len(snap.FlaggedEdges)),
-		services: make(map[string]bool, len(snap.FlaggedServices)),
-	}
-	for _, e := range snap.FlaggedEdges {
-		fs.edges[e] = true
-	}
-	for _, svc := range snap.FlaggedServices {
-		fs.services[svc] = true
-	}
-	s.flags.Store(fs)
 	s.mu.Lock()
 	sampler := s.sampler
 	s.mu.Unlock()
@@ -125,16 +102,14 @@ func (s *status) PublishRedFlags(snap *redflagconnector.Snapshot) {
 	s.tel.Publishes.Add(context.Background(), 1)
 }
 
-// FlaggedSet returns the caller -> callee edges and the services flagged at
-// the last evaluation, for the tail sampler's red_flag policy. The maps are
-// rebuilt on each publish and shared by every caller: read them, never
-// write them. Both are nil before the first publish.
-func (s *status) FlaggedSet() (edges map[[2]string]bool, services map[string]bool) {
-	fs := s.flags.Load()
-	if fs == nil {
-		return nil, nil
+// FlaggedSet returns the flagged set of the last evaluation, for the tail
+// sampler's red_flag policy: nil before the first publish. It is shared by
+// every caller and never changes.
+func (s *status) FlaggedSet() *redflag.FlagSet {
+	if p := s.cur.Load(); p != nil && p.snap != nil {
+		return p.snap.Flags
 	}
-	return fs.edges, fs.services
+	return nil
 }
 
 // PublishCounters shows a component's counters (for the tail sampler: traces

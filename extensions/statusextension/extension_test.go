@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.uber.org/goleak"
 
-	"github.com/vigilhq/vigil/connectors/redflagconnector"
 	"github.com/vigilhq/vigil/extensions/statusextension/internal/metadata"
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 func TestMain(m *testing.M) {
@@ -28,9 +28,9 @@ func TestMain(m *testing.M) {
 
 var at = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-func edge(caller, callee string, calls, errs uint32, flagged, anomalous bool) redflagconnector.EdgeView {
-	e := redflagconnector.EdgeView{Caller: caller, Callee: callee, Flagged: flagged, Anomalous: anomalous, P99Ms: 40}
-	e.Last5m.Calls, e.Last5m.Errors = calls, errs
+func edge(caller, callee string, calls, errs uint32, flagged, anomalous bool) redflag.EdgeState {
+	e := redflag.EdgeState{Caller: caller, Callee: callee, CalleeKind: redflag.KindService, Flagged: flagged, Anomalous: anomalous, P99Ms: 40}
+	e.Calls, e.Errors = calls, errs
 	if calls > 0 {
 		e.ErrorRatio = float64(errs) / float64(calls)
 	}
@@ -38,10 +38,10 @@ func edge(caller, callee string, calls, errs uint32, flagged, anomalous bool) re
 }
 
 // cascade is a snapshot of a slow catalog-db spreading up to the frontend.
-func cascade() *redflagconnector.Snapshot {
-	return &redflagconnector.Snapshot{
+func cascade() *redflag.Snapshot {
+	return &redflag.Snapshot{
 		At: at,
-		Edges: []redflagconnector.EdgeView{
+		Edges: []redflag.EdgeState{
 			edge("catalog", "catalog-db", 4000, 1800, true, true),
 			edge("checkout", "payments", 2000, 2, false, false),
 			edge("frontend", "catalog", 6000, 2100, true, true),
@@ -49,11 +49,11 @@ func cascade() *redflagconnector.Snapshot {
 			edge("frontend", "recommendation", 3000, 900, true, true),
 			edge("recommendation", "catalog", 3000, 880, true, true),
 		},
-		Services: []redflagconnector.ServiceView{
+		Services: []redflag.ServiceState{
 			{Name: "catalog", Failing: true}, {Name: "checkout"}, {Name: "frontend", Failing: true},
 			{Name: "payments"}, {Name: "recommendation", Failing: true},
 		},
-		Alerts: []redflagconnector.Alert{
+		Alerts: []redflag.Alert{
 			{
 				Labels:      map[string]string{"alertname": "DependencyTimeoutPressure", "severity": "warning", "service": "catalog", "callee": "catalog-db", "cascade_id": "213e75b79ba7"},
 				Annotations: map[string]string{"summary": "catalog -> catalog-db: latency is eating the timeout budget", "timeout": "1000ms"},
@@ -69,9 +69,10 @@ func cascade() *redflagconnector.Snapshot {
 				State:  "pending", ActiveAt: at,
 			},
 		},
-		FlaggedEdges:    [][2]string{{"catalog", "catalog-db"}, {"frontend", "catalog"}, {"frontend", "recommendation"}, {"recommendation", "catalog"}},
-		FlaggedServices: []string{"catalog", "catalog-db", "frontend", "recommendation"},
-		Counters:        map[string]int64{"spans_observed": 123456, "edges": 6, "edges_dropped": 0},
+		Flags: redflag.NewFlagSet(
+			[]redflag.Edge{{Caller: "catalog", Callee: "catalog-db"}, {Caller: "frontend", Callee: "catalog"}, {Caller: "frontend", Callee: "recommendation"}, {Caller: "recommendation", Callee: "catalog"}},
+			[]string{"catalog", "catalog-db", "frontend", "recommendation"}, nil),
+		Counters: map[string]int64{"spans_observed": 123456, "edges": 6, "edges_dropped": 0},
 	}
 }
 
@@ -174,9 +175,7 @@ func TestJSONEndpoint(t *testing.T) {
 
 func TestBeforeTheFirstPublish(t *testing.T) {
 	h := start(t, nil)
-	e, s := h.s.FlaggedSet()
-	assert.Nil(t, e)
-	assert.Nil(t, s)
+	assert.Nil(t, h.s.FlaggedSet())
 	code, _, page := h.get(t, "/")
 	require.Equal(t, http.StatusOK, code)
 	assert.Contains(t, page, "Waiting for the red-flag detectors")
@@ -198,18 +197,16 @@ func TestOtherPathsAndMethods(t *testing.T) {
 func TestFlaggedSetIsRebuiltOnEachPublish(t *testing.T) {
 	h := start(t, nil)
 	h.s.PublishRedFlags(cascade())
-	edges, services := h.s.FlaggedSet()
-	assert.True(t, edges[[2]string{"catalog", "catalog-db"}])
-	assert.False(t, edges[[2]string{"checkout", "payments"}])
-	assert.True(t, services["catalog-db"])
+	fs := h.s.FlaggedSet()
+	assert.True(t, fs.HasEdge("catalog", "catalog-db"))
+	assert.False(t, fs.HasEdge("checkout", "payments"))
+	assert.True(t, fs.HasService("catalog-db"))
 
 	calm := cascade()
-	calm.FlaggedEdges, calm.FlaggedServices, calm.Alerts = nil, nil, nil
+	calm.Flags, calm.Alerts = nil, nil
 	h.s.PublishRedFlags(calm)
-	edges2, services2 := h.s.FlaggedSet()
-	assert.Empty(t, edges2)
-	assert.Empty(t, services2)
-	assert.Len(t, edges, 4, "a set handed out earlier never changes under its reader")
+	assert.True(t, h.s.FlaggedSet().Empty())
+	assert.Len(t, fs.Edges(), 4, "a set handed out earlier never changes under its reader")
 }
 
 func TestEdgesDrawnAreCappedFlaggedFirst(t *testing.T) {
@@ -222,8 +219,8 @@ func TestEdgesDrawnAreCappedFlaggedFirst(t *testing.T) {
 	_, _, page := h.get(t, "/")
 	assert.Len(t, regexp.MustCompile(`<g class="edge`).FindAllString(page, -1), 10)
 	assert.Contains(t, page, "46 quieter edges not drawn")
-	for _, e := range snap.FlaggedEdges {
-		assert.Contains(t, page, fmt.Sprintf(`data-caller="%s" data-callee="%s" data-flagged="true"`, e[0], e[1]))
+	for _, e := range snap.Flags.Edges() {
+		assert.Contains(t, page, fmt.Sprintf(`data-caller="%s" data-callee="%s" data-flagged="true"`, e.Caller, e.Callee))
 	}
 	assert.Contains(t, page, `data-callee="busy-49"`, "then the busiest")
 	assert.NotContains(t, page, `data-callee="busy-00"`)
@@ -269,8 +266,7 @@ func TestConcurrentPublishReadAndServe(t *testing.T) {
 				return
 			default:
 			}
-			e, _ := h.s.FlaggedSet()
-			_ = e[[2]string{"catalog", "catalog-db"}]
+			_ = h.s.FlaggedSet().HasEdge("catalog", "catalog-db")
 		}
 	})
 	for range 30 {

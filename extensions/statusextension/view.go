@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigilhq/vigil/connectors/redflagconnector"
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 // Graph geometry, in SVG user units.
@@ -57,6 +57,9 @@ type nodeView struct {
 	W, H           int
 	Class, Title   string
 	Origin, Failed bool
+	// Unresolved: the node is an address (or gRPC service name) no
+	// telemetry has tied to a service yet.
+	Unresolved bool
 }
 
 type pathView struct {
@@ -76,22 +79,31 @@ type alertView struct {
 type kv struct{ K, V string }
 
 type edgeView struct {
-	Caller     string  `json:"caller"`
-	Callee     string  `json:"callee"`
-	Calls5m    uint32  `json:"calls_5m"`
-	Errors5m   uint32  `json:"errors_5m"`
-	ErrorRatio float64 `json:"error_ratio"`
-	P99Ms      float64 `json:"p99_ms"`
-	TimeoutMs  float64 `json:"timeout_ms,omitempty"`
-	RetryRatio float64 `json:"retry_ratio"`
-	Anomalous  bool    `json:"anomalous"`
-	Flagged    bool    `json:"flagged"`
+	Caller string `json:"caller"`
+	Callee string `json:"callee"`
+	// CalleeKind is what the callee name is: service, host, address,
+	// database, queue, rpc or none; an "address" is one no telemetry has tied
+	// to a service yet, shown as an unresolved address.
+	CalleeKind  string  `json:"callee_kind"`
+	Calls5m     uint32  `json:"calls_5m"`
+	Errors5m    uint32  `json:"errors_5m"`
+	Cancelled5m uint32  `json:"cancelled_5m"`
+	ErrorRatio  float64 `json:"error_ratio"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	TimeoutMs   float64 `json:"timeout_ms,omitempty"`
+	RetryRatio  float64 `json:"retry_ratio"`
+	Anomalous   bool    `json:"anomalous"`
+	Slow        bool    `json:"slow"`
+	Flagged     bool    `json:"flagged"`
 }
 
 type serviceView struct {
 	Name       string  `json:"name"`
 	ErrorRatio float64 `json:"error_ratio"`
+	P99Ms      float64 `json:"p99_ms"`
 	Failing    bool    `json:"failing"`
+	Slow       bool    `json:"slow"`
 	Origin     bool    `json:"origin"`
 	Flagged    bool    `json:"flagged"`
 }
@@ -111,7 +123,7 @@ var incidentAlerts = map[string]bool{"CascadingFailure": true, "IsolatedFailure"
 
 // buildView lays out a snapshot (nil: nothing published yet) with at most
 // maxEdges edges.
-func buildView(snap *redflagconnector.Snapshot, sampler map[string]map[string]int64, maxEdges int, refresh time.Duration) *view {
+func buildView(snap *redflag.Snapshot, sampler map[string]map[string]int64, maxEdges int, refresh time.Duration) *view {
 	v := &view{Refresh: max(1, int(refresh/time.Second))}
 	for _, src := range slices.Sorted(maps.Keys(sampler)) {
 		v.Sampler = append(v.Sampler, counterGroup{Source: src, Counters: counters(sampler[src])})
@@ -122,10 +134,12 @@ func buildView(snap *redflagconnector.Snapshot, sampler map[string]map[string]in
 	}
 	v.At = snap.At
 	v.Detector = counters(snap.Counters)
-	v.Flagged = snap.FlaggedEdges
-	v.FlagSvc = snap.FlaggedServices
+	for _, e := range snap.Flags.Edges() {
+		v.Flagged = append(v.Flagged, [2]string{e.Caller, e.Callee})
+	}
+	v.FlagSvc = snap.Flags.Services()
 	flaggedSvc := map[string]bool{}
-	for _, s := range snap.FlaggedServices {
+	for _, s := range v.FlagSvc {
 		flaggedSvc[s] = true
 	}
 
@@ -170,35 +184,39 @@ func buildView(snap *redflagconnector.Snapshot, sampler map[string]map[string]in
 
 	// The edges drawn: flagged first, then anomalous, then the busiest.
 	flaggedEdge := map[[2]string]bool{}
-	for _, e := range snap.FlaggedEdges {
+	for _, e := range v.Flagged {
 		flaggedEdge[e] = true
 	}
 	idx := make([]int, len(snap.Edges))
 	for i := range idx {
 		idx[i] = i
 	}
-	isFlagged := func(e *redflagconnector.EdgeView) bool {
+	isFlagged := func(e *redflag.EdgeState) bool {
 		return e.Flagged || flaggedEdge[[2]string{e.Caller, e.Callee}]
 	}
 	slices.SortFunc(idx, func(i, j int) int {
 		a, b := &snap.Edges[i], &snap.Edges[j]
 		return cmp.Or(-cmp.Compare(btoi(isFlagged(a)), btoi(isFlagged(b))), -cmp.Compare(btoi(a.Anomalous), btoi(b.Anomalous)),
-			-cmp.Compare(a.Last5m.Calls, b.Last5m.Calls), cmp.Compare(a.Caller, b.Caller), cmp.Compare(a.Callee, b.Callee))
+			-cmp.Compare(a.Calls, b.Calls), cmp.Compare(a.Caller, b.Caller), cmp.Compare(a.Callee, b.Callee))
 	})
 	if len(idx) > maxEdges {
 		v.Omitted = len(idx) - maxEdges
 		idx = idx[:maxEdges]
 	}
 	nodes := map[string]bool{}
+	unresolved := map[string]string{}
 	pairs := make([][2]string, 0, len(idx))
 	for _, i := range idx {
 		e := &snap.Edges[i]
 		nodes[e.Caller], nodes[e.Callee] = true, true
+		if e.CalleeKind == redflag.KindAddress || e.CalleeKind == redflag.KindRPC {
+			unresolved[e.Callee] = "unresolved " + e.CalleeKind.String()
+		}
 		pairs = append(pairs, [2]string{e.Caller, e.Callee})
 		v.Edges = append(v.Edges, edgeView{
-			Caller: e.Caller, Callee: e.Callee, Calls5m: e.Last5m.Calls, Errors5m: e.Last5m.Errors,
-			ErrorRatio: e.ErrorRatio, P99Ms: e.P99Ms, TimeoutMs: e.TimeoutMs, RetryRatio: e.RetryRatio,
-			Anomalous: e.Anomalous, Flagged: isFlagged(e),
+			Caller: e.Caller, Callee: e.Callee, CalleeKind: e.CalleeKind.String(), Calls5m: e.Calls, Errors5m: e.Errors, Cancelled5m: e.Cancelled,
+			ErrorRatio: e.ErrorRatio, P50Ms: e.P50Ms, P99Ms: e.P99Ms, TimeoutMs: e.TimeoutMs, RetryRatio: e.RetryRatio,
+			Anomalous: e.Anomalous, Slow: e.Slow, Flagged: isFlagged(e),
 		})
 	}
 	for o := range origins {
@@ -210,7 +228,8 @@ func buildView(snap *redflagconnector.Snapshot, sampler map[string]map[string]in
 	for i := range snap.Services {
 		s := &snap.Services[i]
 		if nodes[s.Name] || s.Failing || s.Origin {
-			v.Services = append(v.Services, serviceView{Name: s.Name, ErrorRatio: s.ErrorRatio, Failing: s.Failing, Origin: origins[s.Name], Flagged: flaggedSvc[s.Name]})
+			v.Services = append(v.Services, serviceView{Name: s.Name, ErrorRatio: s.ErrorRatio, P99Ms: s.P99Ms, Failing: s.Failing, Slow: s.Slow,
+				Origin: origins[s.Name], Flagged: flaggedSvc[s.Name]})
 		}
 		if len(v.Services) >= 4*maxEdges {
 			break
@@ -239,13 +258,17 @@ func buildView(snap *redflagconnector.Snapshot, sampler map[string]map[string]in
 			classes = append(classes, "flagged")
 			notes = append(notes, "flagged")
 		}
+		if u := unresolved[n]; u != "" {
+			classes = append(classes, "unresolved")
+			notes = append(notes, u)
+		}
 		title := n
 		if len(notes) > 0 {
 			title += ": " + strings.Join(notes, ", ")
 		}
 		g.Nodes = append(g.Nodes, nodeView{
 			Name: n, X: x, Y: y, W: nodeW, H: nodeH, TX: x + nodeW/2, TY: y + nodeH/2 + 5,
-			Class: strings.Join(classes, " "), Title: title, Origin: origins[n], Failed: failing[n],
+			Class: strings.Join(classes, " "), Title: title, Origin: origins[n], Failed: failing[n], Unresolved: unresolved[n] != "",
 		})
 	}
 	for _, e := range v.Edges {
@@ -254,10 +277,19 @@ func buildView(snap *redflagconnector.Snapshot, sampler map[string]map[string]in
 		if e.Anomalous {
 			classes = append(classes, "anomalous")
 		}
+		if e.Slow {
+			classes = append(classes, "slow")
+		}
 		if e.Flagged {
 			classes = append(classes, "flagged")
 		}
-		title := fmt.Sprintf("%s → %s: %d calls in 5 min, %.1f%% errors, p99 %.0f ms", e.Caller, e.Callee, e.Calls5m, 100*e.ErrorRatio, e.P99Ms)
+		title := fmt.Sprintf("%s → %s: %d calls in 5 min, %.1f%% errors, p50 %.0f ms, p99 %.0f ms", e.Caller, e.Callee, e.Calls5m, 100*e.ErrorRatio, e.P50Ms, e.P99Ms)
+		if e.Cancelled5m > 0 {
+			title += fmt.Sprintf(", %d cancelled by the caller", e.Cancelled5m)
+		}
+		if e.Slow {
+			title += ", slower than normal"
+		}
 		if e.TimeoutMs > 0 {
 			title += fmt.Sprintf(", timeout %.0f ms", e.TimeoutMs)
 		}
@@ -288,9 +320,9 @@ func edgePath(a, b cell) string {
 	return fmt.Sprintf("M%d %d C%d %d %d %d %d %d", x1, y1, x1, drop, x2, drop, x2, y2)
 }
 
-func newAlertView(a *redflagconnector.Alert) alertView {
+func newAlertView(a *redflag.Alert) alertView {
 	v := alertView{
-		Name: a.Name(), State: string(a.State), Severity: a.Labels["severity"], Since: a.ActiveAt,
+		Name: a.Name(), State: a.State, Severity: a.Labels["severity"], Since: a.ActiveAt,
 		Summary: a.Annotations["summary"], Description: a.Annotations["description"],
 	}
 	if !a.FiredAt.IsZero() {

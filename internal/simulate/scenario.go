@@ -11,6 +11,7 @@ import (
 const (
 	AlertDependencyErrorSpike      = "DependencyErrorSpike"
 	AlertDependencyTimeoutPressure = "DependencyTimeoutPressure"
+	AlertDependencyLatencySpike    = "DependencyLatencySpike"
 	AlertRetryStorm                = "RetryStorm"
 	AlertCascadingFailure          = "CascadingFailure"
 	AlertIsolatedFailure           = "IsolatedFailure"

@@ -11,6 +11,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
+	"github.com/vigilhq/vigil/internal/redflag"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/policy"
 )
 
@@ -110,7 +111,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("memory_limit_mib: %d is below the minimum of 4", c.MemoryLimitMiB))
 	}
 	if len(errs) == 0 {
-		if _, err := c.buildPolicies(quietSettings(), new(atomic.Pointer[policy.FlagSet])); err != nil {
+		if _, err := c.buildPolicies(quietSettings(), new(atomic.Pointer[redflag.FlagSet])); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -118,7 +119,7 @@ func (c *Config) Validate() error {
 }
 
 // buildPolicies compiles the policies; span-ingest refuses stateful ones.
-func (c *Config) buildPolicies(set component.TelemetrySettings, flags *atomic.Pointer[policy.FlagSet]) (*policy.Builder, error) {
+func (c *Config) buildPolicies(set component.TelemetrySettings, flags *atomic.Pointer[redflag.FlagSet]) (*policy.Builder, error) {
 	b := &policy.Builder{C: &policy.Compiler{}, Set: set, Flags: flags}
 	ps, err := b.BuildAll(c.Policies)
 	if err != nil {

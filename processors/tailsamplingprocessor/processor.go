@@ -24,6 +24,7 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 
+	"github.com/vigilhq/vigil/internal/redflag"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/buffer"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/cache"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/metadata"
@@ -58,13 +59,13 @@ type sampler struct {
 	comp          *policy.Compiler
 	needSize      bool
 	spanIngest    bool
-	flags         atomic.Pointer[policy.FlagSet]
+	flags         atomic.Pointer[redflag.FlagSet]
 	running       bool // Start succeeded and the decision loop runs
 	sinks         []counterSink
 	totals        totals // guarded by the decision loop (flush)
 	lastPublish   time.Time
 	redFlagStatus []string
-	flagSources   []flagSource
+	flagSources   []redflag.FlagSource
 	voteAttrs     [][5]metric.MeasurementOption
 	globalAttrs   [5]metric.MeasurementOption
 
@@ -104,11 +105,6 @@ type sampler struct {
 }
 
 type gaugeSnap struct{ traces, buffered, mapped, budget, evS, evN int64 }
-
-// flagSource is what the vigil_status extension offers the red_flag policy.
-type flagSource interface {
-	FlaggedSet() (edges map[[2]string]bool, services map[string]bool)
-}
 
 // counterSink is an extension that shows the sampler's counters (the
 // vigil_status page does).
@@ -274,7 +270,7 @@ func (p *sampler) Start(ctx context.Context, host component.Host) error {
 				err = fmt.Errorf("red_flag: status extension %q is not configured", name)
 				return
 			}
-			src, ok := ext.(flagSource)
+			src, ok := ext.(redflag.FlagSource)
 			if !ok {
 				err = fmt.Errorf("red_flag: extension %q does not publish red flags (use a vigil_status extension)", name)
 				return
@@ -688,17 +684,14 @@ func (p *sampler) ingestDecision(g *group, cum *store.Summary, now time.Time) po
 // onTick decides the traces whose wait is over and forwards what was sampled.
 func (p *sampler) onTick(now time.Time) {
 	t0 := time.Now()
-	var fs *policy.FlagSet
 	if len(p.flagSources) > 0 {
-		fs = &policy.FlagSet{Edges: map[[2]string]bool{}, Services: map[string]bool{}}
-		for _, src := range p.flagSources {
-			e, s := src.FlaggedSet()
-			for k, v := range e {
-				fs.Edges[k] = fs.Edges[k] || v
-			}
-			for k, v := range s {
-				fs.Services[k] = fs.Services[k] || v
-			}
+		sets := make([]*redflag.FlagSet, len(p.flagSources))
+		for i, src := range p.flagSources {
+			sets[i] = src.FlaggedSet()
+		}
+		fs := redflag.Union(sets...)
+		if fs == nil {
+			fs = redflag.NewFlagSet(nil, nil, nil)
 		}
 		p.flags.Store(fs)
 	}

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.uber.org/goleak"
 
+	"github.com/vigilhq/vigil/internal/redflag"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/metadata"
 )
 
@@ -306,14 +307,13 @@ func (h flagHost) GetExtensions() map[component.ID]component.Component { return 
 type fakeFlags struct {
 	component.StartFunc
 	component.ShutdownFunc
-	edges    map[[2]string]bool
-	services map[string]bool
+	flags *redflag.FlagSet
 
 	mu       sync.Mutex
 	counters map[string]map[string]int64
 }
 
-func (f *fakeFlags) FlaggedSet() (map[[2]string]bool, map[string]bool) { return f.edges, f.services }
+func (f *fakeFlags) FlaggedSet() *redflag.FlagSet { return f.flags }
 
 func (f *fakeFlags) PublishCounters(source string, c map[string]int64) {
 	f.mu.Lock()
@@ -350,8 +350,7 @@ func TestRedFlagPolicyKeepsFlaggedCalls(t *testing.T) {
 	p, err := newSampler(processortest.NewNopSettings(metadata.Type), cfg, sink)
 	require.NoError(t, err)
 	flags := &fakeFlags{
-		edges:    map[[2]string]bool{{"checkout", "payments"}: true},
-		services: map[string]bool{"inventory-db": true},
+		flags:    redflag.NewFlagSet([]redflag.Edge{{Caller: "checkout", Callee: "payments"}}, []string{"inventory-db"}, nil),
 		counters: map[string]map[string]int64{},
 	}
 	host := flagHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{

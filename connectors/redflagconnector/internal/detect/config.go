@@ -26,6 +26,7 @@ type Config struct {
 
 	ErrorSpike      ErrorSpikeConfig      `mapstructure:"error_spike"`
 	TimeoutPressure TimeoutPressureConfig `mapstructure:"timeout_pressure"`
+	LatencySpike    LatencyConfig         `mapstructure:"latency_spike"`
 	RetryStorm      RetryStormConfig      `mapstructure:"retry_storm"`
 	Cascade         CascadeConfig         `mapstructure:"cascade"`
 	ErrorLogBurst   ErrorLogBurstConfig   `mapstructure:"error_log_burst"`
@@ -42,8 +43,11 @@ type ErrorSpikeConfig struct {
 	// always fail a little: threshold = max(MinRatio, factor x baseline + offset).
 	BaselineFactor float64 `mapstructure:"baseline_factor"`
 	BaselineOffset float64 `mapstructure:"baseline_offset"`
-	// MinCalls in the 5-minute window: fewer calls than this are too few to judge
-	// (a low-traffic edge with one failure in ten calls is not a spike).
+	// MinCalls in the 5-minute window (calls their callers did not cancel)
+	// below which an edge is not judged at all. Counts above it are judged by
+	// significance against the edge's own rate, so a low-traffic edge with a
+	// few calls a minute alerts when most of them fail, and one failure in
+	// ten is not a spike. At least three failures are always needed.
 	MinCalls uint32 `mapstructure:"min_calls"`
 	// For is how long the condition must hold before the alert fires.
 	For time.Duration `mapstructure:"for"`
@@ -65,6 +69,31 @@ type TimeoutPressureConfig struct {
 	For      time.Duration            `mapstructure:"for"`
 }
 
+// LatencyConfig configures DependencyLatencySpike and the latency part of
+// CascadingFailure: calls got slow, without necessarily failing. A window
+// of recent calls (the last 30 s, and the last minute) is compared with the
+// edge's (or service's) own normal durations, learned a minute behind the
+// present: it is slow when at least MinShare of its calls reach the bar,
+// max(Factor x the normal p90, the normal p90 + MinDelta), and that share is
+// significant against how often normal calls reach it. Few calls need
+// nearly all of them slow; at least three always.
+type LatencyConfig struct {
+	// Factor over the normal p90 that a slow call reaches: 2.
+	Factor float64 `mapstructure:"factor"`
+	// MinDelta is the least added latency that counts: 20ms, below which a
+	// slowdown rarely matters to a caller.
+	MinDelta time.Duration `mapstructure:"min_delta"`
+	// MinShare of recent calls that must reach the bar: 25%, so a few slow
+	// outliers are not a slowdown.
+	MinShare float64 `mapstructure:"min_share"`
+	// MinBaseline is how many calls' worth of normal durations a series
+	// needs before it is judged: 20 (a minute of a busy edge, a few minutes
+	// of a quiet one).
+	MinBaseline float64 `mapstructure:"min_baseline"`
+	// For is how long the condition must hold before the alert fires.
+	For time.Duration `mapstructure:"for"`
+}
+
 // RetryStormConfig configures RetryStorm.
 type RetryStormConfig struct {
 	// MinRetryRatio is the share of calls that are retries: 10%.
@@ -84,8 +113,9 @@ type RetryStormConfig struct {
 
 // CascadeConfig configures CascadingFailure and IsolatedFailure.
 type CascadeConfig struct {
-	// LatencyFactor marks an edge anomalous when its p99 exceeds this multiple
-	// of its baseline p99 (and MinLatency), even without errors.
+	// LatencyFactor and MinLatency are the former names of
+	// latency_spike.factor and latency_spike.min_delta, still read: when set
+	// (non-zero) they replace those.
 	LatencyFactor float64       `mapstructure:"latency_factor"`
 	MinLatency    time.Duration `mapstructure:"min_latency"`
 	// MaxPropagation below which a caller contains its dependency's failures
@@ -160,17 +190,20 @@ func DefaultConfig() Config {
 		SignificanceBits: 14,
 		BaselineHalfLife: time.Hour,
 		ErrorSpike: ErrorSpikeConfig{
-			MinRatio: 0.05, BaselineFactor: 3, BaselineOffset: 0.01, MinCalls: 50, For: 20 * time.Second,
+			MinRatio: 0.05, BaselineFactor: 3, BaselineOffset: 0.01, MinCalls: 5, For: 20 * time.Second,
 		},
 		TimeoutPressure: TimeoutPressureConfig{
-			Budget: 0.8, NearShare: 0.10, TimeoutRatio: 0.05, MinCalls: 50, For: 30 * time.Second,
+			Budget: 0.8, NearShare: 0.10, TimeoutRatio: 0.05, MinCalls: 5, For: 30 * time.Second,
+		},
+		LatencySpike: LatencyConfig{
+			Factor: 2, MinDelta: 20 * time.Millisecond, MinShare: 0.25, MinBaseline: 20, For: 30 * time.Second,
 		},
 		RetryStorm: RetryStormConfig{
 			MinRetryRatio: 0.10, MinAmplification: 1.5, CriticalAmplification: 3,
 			MetastableAfter: 3 * time.Minute, MinCalls: 50, For: 30 * time.Second,
 		},
 		Cascade: CascadeConfig{
-			LatencyFactor: 4, MinLatency: 200 * time.Millisecond, MaxPropagation: 0.2, For: 20 * time.Second,
+			MaxPropagation: 0.2, For: 20 * time.Second,
 		},
 		ErrorLogBurst: ErrorLogBurstConfig{Factor: 5, MinCount: 30, MaxTemplates: 200, For: 30 * time.Second},
 		Saturation: SaturationConfig{
@@ -190,4 +223,16 @@ func DefaultConfig() Config {
 			},
 		},
 	}
+}
+
+// Normalized returns c with the former key names applied (see
+// CascadeConfig.LatencyFactor).
+func (c Config) Normalized() Config {
+	if c.Cascade.LatencyFactor != 0 {
+		c.LatencySpike.Factor = c.Cascade.LatencyFactor
+	}
+	if c.Cascade.MinLatency != 0 {
+		c.LatencySpike.MinDelta = c.Cascade.MinLatency
+	}
+	return c
 }

@@ -103,7 +103,7 @@ func TestResolveAliases(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	b := Batch{
 		Services: []ServiceDelta{{Service: "payments"}},
-		Aliases:  []Alias{{Callee: "10.0.0.7:8443", Service: "bank-adapter"}},
+		Claims:   []Claim{{Name: "10.0.0.7:8443", Service: "bank-adapter"}},
 	}
 	e.Apply(now, &b)
 	for in, want := range map[string]string{

@@ -3,21 +3,32 @@ package detect
 import (
 	"math"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
-// edge is the state of calls from one caller to one callee: about 6 KB, all
+// edge is the state of calls from one caller to one callee: about 7 KB, all
 // of it fixed-size.
 type edge struct {
 	caller, callee string
-	win            ring
-	total          Counts
-	lastBucket     int64
-	since          time.Time // first seen: the start of its cumulative counters
-	errTrace       [16]byte
-	timeoutMs      float64 // learned from timed-out calls
-	timeoutN       uint32
+	// kind is what the callee name is (an unresolved address, a host, a
+	// service, ...), for annotations and the status page.
+	kind       redflag.Kind
+	win        ring
+	total      Counts
+	lastBucket int64
+	since      time.Time // first seen: the start of its cumulative counters
+	errTrace   [16]byte
+	timeoutMs  float64 // learned from timed-out calls
+	timeoutN   uint32
 
-	baseErr, baseP99, baseFanout, baseNear, baseTmo ewma
+	// Baselines, learned a minute behind the present while the edge is
+	// judged normal (see learner).
+	learn            learner
+	baseErr, baseTmo rateBase
+	baseLat          baseHist
+	baseNear         ewma
+	baseFanout       ewma
 
 	ev      edgeEval
 	flagged bool
@@ -31,6 +42,7 @@ type edgeEval struct {
 	w5, w1       Counts
 	err5, err1   float64
 	thr          float64
+	baseErr      float64
 	p50, p99     float64
 	near5, near1 float64 // share of calls beyond Budget x timeout
 	timeoutMs    float64 // the timeout this evaluation believed (0: none)
@@ -39,7 +51,8 @@ type edgeEval struct {
 	spike, spikeKeep       bool
 	fast                   bool // failing in the last minute alone (for the incident graph)
 	pressure, pressureKeep bool
-	latency                bool // p99 far above its baseline
+	lat                    slowResult // the latency test that decided slow
+	slow, slowKeep         bool       // latency far above normal (DependencyLatencySpike)
 	storm, stormKeep       bool
 	amplification          float64
 	propagation            float64 // -1 when not measured
@@ -56,34 +69,44 @@ func (ed *edge) timeout(cfg Config) float64 {
 	return 0
 }
 
+// judged is the number of calls whose outcome says something about the
+// callee: all but the ones their caller abandoned.
+func (c *Counts) judged() uint32 { return c.Calls - min(c.Cancelled, c.Calls) }
+
 func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	ev := &ed.ev
 	ev.w5 = ed.win.sum(bk, NumBuckets)
 	ev.w1 = ed.win.sum(bk, 6)
 	w5, w1 := &ev.w5, &ev.w1
-	ev.err5, ev.err1 = ratio(w5.Errors, w5.Calls), ratio(w1.Errors, w1.Calls)
+	n5, n1 := w5.judged(), w1.judged()
+	ev.err5, ev.err1 = ratio(w5.Errors, n5), ratio(w1.Errors, n1)
 	ev.p50, ev.p99 = w5.Quantile(0.5), w5.Quantile(0.99)
 
-	// DependencyErrorSpike.
+	// DependencyErrorSpike: a rate far above the edge's own, and more than
+	// chance at its count (a few calls a minute can alert when most fail).
 	es := cfg.ErrorSpike
-	ev.thr = math.Max(es.MinRatio, es.BaselineFactor*ed.baseErr.v+es.BaselineOffset)
-	p0 := math.Max(ed.baseErr.v, 0.001)
-	lastMinuteAgrees := ev.err1 >= ev.thr || w1.Calls < 10
-	ev.spike = w5.Calls >= es.MinCalls && ev.err5 >= ev.thr && lastMinuteAgrees &&
-		significant(float64(w5.Errors), float64(w5.Calls), p0, minInfo)
+	ev.baseErr = ed.baseErr.p(0.01)
+	ev.thr = math.Max(es.MinRatio, es.BaselineFactor*ev.baseErr+es.BaselineOffset)
+	p0 := math.Max(ev.baseErr, 0.001)
+	// A spike is a change: an edge is judged once it has a history of its
+	// own (an edge that has always failed half its calls is not spiking).
+	known := float64(ed.baseErr.n) >= minHistory
+	lastMinuteAgrees := ev.err1 >= ev.thr || n1 < 10
+	ev.spike = known && n5 >= es.MinCalls && w5.Errors >= minFailures && ev.err5 >= ev.thr && lastMinuteAgrees &&
+		significant(float64(w5.Errors), float64(n5), p0, minInfo)
 	// A strong last minute may start it before five minutes of healthy
 	// history have been diluted away: the last minute alone must pass every
 	// test, and the five-minute ratio must be on its way (half the threshold).
-	if !ev.spike && w1.Calls >= es.MinCalls && ev.err1 >= ev.thr && ev.err5 >= ev.thr/2 &&
-		significant(float64(w1.Errors), float64(w1.Calls), p0, minInfo) {
+	if !ev.spike && known && n1 >= es.MinCalls && w1.Errors >= minFailures && ev.err1 >= ev.thr && ev.err5 >= ev.thr/2 &&
+		significant(float64(w1.Errors), float64(n1), p0, minInfo) {
 		ev.spike = true
 	}
-	ev.spikeKeep = w5.Calls > 0 && (ev.err1 >= ev.thr/2 || (w1.Calls < 10 && ev.err5 >= ev.thr/2))
+	ev.spikeKeep = n5 > 0 && (ev.err1 >= ev.thr/2 || (n1 < 10 && ev.err5 >= ev.thr/2))
 
 	// DependencyTimeoutPressure.
 	tp := cfg.TimeoutPressure
-	ev.tmo5 = ratio(w5.Class[ClassTimeout], w5.Calls)
-	ev.tmo1 = ratio(w1.Class[ClassTimeout], w1.Calls)
+	ev.tmo5 = ratio(w5.Class[ClassTimeout], n5)
+	ev.tmo1 = ratio(w1.Class[ClassTimeout], n1)
 	ev.near5, ev.near1 = 0, 0
 	bimodal, bimodal1 := false, false
 	t := ed.timeout(cfg)
@@ -95,27 +118,26 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	ev.timeoutMs = t
 	if t > 0 {
 		ev.near5, ev.near1 = w5.ShareAtLeast(tp.Budget*t), w1.ShareAtLeast(tp.Budget*t)
-		notUsual := !ed.baseP99.ready(6) || ed.baseP99.v < tp.Budget*t
+		notUsual := ed.baseLat.n < priorWeight || ed.baseLat.quantile(0.99) < tp.Budget*t
 		bimodal = notUsual && ev.p99 >= tp.Budget*t && ev.p50 <= 0.25*t
 		bimodal1 = w1.Quantile(0.99) >= tp.Budget*t && w1.Quantile(0.5) <= 0.25*t
 	}
-	nearHigh := ev.near5 >= tp.NearShare && ev.near5 >= 3*ed.baseNear.v && (ev.near1 >= tp.NearShare || w1.Calls < 10)
-	tmoHigh := ev.tmo5 >= tp.TimeoutRatio && (ev.tmo1 >= tp.TimeoutRatio || w1.Calls < 10) &&
-		significant(float64(w5.Class[ClassTimeout]), float64(w5.Calls), math.Max(ed.baseTmo.v, 0.001), minInfo)
-	ev.pressure = w5.Calls >= tp.MinCalls && (nearHigh || tmoHigh || (bimodal && (bimodal1 || w1.Calls < 10)))
-	ev.pressureKeep = w5.Calls > 0 && (ev.near1 >= tp.NearShare/2 || ev.tmo1 >= tp.TimeoutRatio/2 || bimodal1)
+	pTmo := math.Max(ed.baseTmo.p(0.001), 0.001)
+	nearHigh := ev.near5 >= tp.NearShare && ev.near5 >= 3*ed.baseNear.v && (ev.near1 >= tp.NearShare || n1 < 10)
+	tmoHigh := known && ev.tmo5 >= tp.TimeoutRatio && w5.Class[ClassTimeout] >= minFailures && (ev.tmo1 >= tp.TimeoutRatio || n1 < 10) &&
+		significant(float64(w5.Class[ClassTimeout]), float64(n5), pTmo, minInfo)
+	ev.pressure = n5 >= tp.MinCalls && (nearHigh || tmoHigh || (bimodal && (bimodal1 || n1 < 10)))
+	ev.pressureKeep = n5 > 0 && (ev.near1 >= tp.NearShare/2 || ev.tmo1 >= tp.TimeoutRatio/2 || bimodal1)
 
 	// The last minute alone, when it has enough calls: incidents are found
 	// from it (a cascade must not wait for five minutes of history to dilute
 	// away), while the symptom alerts keep the five-minute rule.
-	ev.fast = w1.Calls >= es.MinCalls && ((ev.err1 >= ev.thr &&
-		significant(float64(w1.Errors), float64(w1.Calls), p0, minInfo)) ||
-		(ev.tmo1 >= tp.TimeoutRatio && significant(float64(w1.Class[ClassTimeout]), float64(w1.Calls), math.Max(ed.baseTmo.v, 0.001), minInfo)))
+	ev.fast = known && n1 >= es.MinCalls && ((w1.Errors >= minFailures && ev.err1 >= ev.thr &&
+		significant(float64(w1.Errors), float64(n1), p0, minInfo)) ||
+		(ev.tmo1 >= tp.TimeoutRatio && w1.Class[ClassTimeout] >= minFailures && significant(float64(w1.Class[ClassTimeout]), float64(n1), pTmo, minInfo)))
 
-	// Latency far above its own baseline (for the cascade graph).
-	slowBar := max(cfg.Cascade.LatencyFactor*ed.baseP99.v, float64(cfg.Cascade.MinLatency.Milliseconds()))
-	ev.latency = ed.baseP99.ready(12) && w5.Calls >= es.MinCalls && ev.p99 >= slowBar &&
-		(w1.Calls < 10 || w1.Quantile(0.99) >= slowBar)
+	// Latency far above the edge's own normal, in the last 30 s or minute.
+	ev.lat, ev.slow, ev.slowKeep = judgeRecent(&ed.win, bk, &ed.baseLat, cfg.LatencySpike, minInfo)
 
 	// Propagation inside the caller's process.
 	ev.propagation = -1
@@ -136,7 +158,32 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	ev.amplification = max(ev.amplification, amp1)
 	ev.stormKeep = w5.Calls > 0 && retry1 >= rs.MinRetryRatio/2 && amp1 >= 1+(rs.MinAmplification-1)/2
 
-	ev.anomalous = ev.spike || ev.pressure || ev.latency || ev.fast
+	ev.anomalous = ev.spike || ev.pressure || ev.slow || ev.fast
+}
+
+// minFailures is the fewest failures any rate alert starts on: two could be
+// chance at any rate.
+const minFailures = 3
+
+// minHistory is how many calls' worth of history a failure rate needs before
+// it is judged against it: a few minutes of a quiet edge, seconds of a busy
+// one.
+const minHistory = 20
+
+// judgeRecent runs the latency test on the last 30 s and on the last minute
+// of r (a short window catches an onset sooner, the longer one a low-traffic
+// series), and the hysteresis: an active latency alert keeps while half its
+// share remains in the last minute.
+func judgeRecent(r *ring, bk int64, base *baseHist, cfg LatencyConfig, minInfo float64) (slowResult, bool, bool) {
+	w30, w1 := r.sum(bk, 3), r.sum(bk, 6)
+	res := judgeSlow(&w1.Hist, base, cfg, minInfo)
+	if !res.slow {
+		if r30 := judgeSlow(&w30.Hist, base, cfg, minInfo); r30.slow {
+			res = r30
+		}
+	}
+	keep := res.n > 0 && res.barMs > 0 && res.share >= cfg.MinShare/2
+	return res, res.slow, keep
 }
 
 // amplification is the load multiplier on the callee: attempts per logical
@@ -153,23 +200,77 @@ func amplification(w *Counts, baseFanout ewma) float64 {
 	return amp
 }
 
-// learn updates the baselines from the last minute, unless the edge is
-// anomalous or flagged (an incident must not become the new normal).
-func (ed *edge) learn(dt, halfLife time.Duration) {
+// learnBaselines adds the buckets the learner releases to the baselines,
+// unless the edge is anomalous or flagged (an incident must not become the
+// new normal).
+func (ed *edge) learnBaselines(bk int64, dt, halfLife time.Duration) {
 	ev := &ed.ev
+	from, to, ok := ed.learn.due(bk, ev.anomalous || ed.flagged || ev.storm)
+	if ok {
+		decay := decayPerBucket(halfLife)
+		for b := from; b <= to; b++ {
+			c := ed.win.at(b)
+			if c == nil {
+				ed.baseLat.add(&Hist{}, decay)
+				ed.baseErr.add(0, 0, decay)
+				ed.baseTmo.add(0, 0, decay)
+				continue
+			}
+			ed.baseLat.add(&c.Hist, decay)
+			n := c.judged()
+			ed.baseErr.add(c.Errors, n, decay)
+			ed.baseTmo.add(c.Class[ClassTimeout], n, decay)
+		}
+	}
 	if ev.anomalous || ed.flagged || ev.storm {
 		return
 	}
 	w1 := &ev.w1
 	if w1.Calls >= 10 {
-		ed.baseErr.update(ev.err1, dt, halfLife)
 		ed.baseNear.update(ev.near1, dt, halfLife)
-		ed.baseTmo.update(ev.tmo1, dt, halfLife)
-	}
-	if w1.Calls >= 20 {
-		ed.baseP99.update(w1.Quantile(0.99), dt, halfLife)
 	}
 	if w1.JoinedParents >= 10 {
 		ed.baseFanout.update(float64(w1.JoinedCalls)/float64(w1.JoinedParents), dt, halfLife)
 	}
+}
+
+// merge folds o, the edge of another name for the same callee, into ed:
+// windows bucket by bucket, totals, and baselines by weight.
+func (ed *edge) merge(o *edge) {
+	for i := range ed.win.epoch {
+		switch {
+		case o.win.epoch[i] == ed.win.epoch[i]:
+			ed.win.c[i].Add(&o.win.c[i])
+		case o.win.epoch[i] > ed.win.epoch[i]:
+			ed.win.epoch[i], ed.win.c[i] = o.win.epoch[i], o.win.c[i]
+		}
+	}
+	ed.total.Add(&o.total)
+	if !o.since.IsZero() && o.since.Before(ed.since) {
+		ed.since = o.since
+	}
+	if o.lastBucket > ed.lastBucket {
+		ed.lastBucket = o.lastBucket
+		if o.errTrace != ([16]byte{}) {
+			ed.errTrace = o.errTrace
+		}
+	}
+	if o.timeoutN > 0 {
+		n := ed.timeoutN + o.timeoutN
+		ed.timeoutMs = (ed.timeoutMs*float64(ed.timeoutN) + o.timeoutMs*float64(o.timeoutN)) / float64(n)
+		ed.timeoutN = n
+	}
+	for i := range ed.baseLat.h {
+		ed.baseLat.h[i] += o.baseLat.h[i]
+	}
+	ed.baseLat.n += o.baseLat.n
+	ed.baseErr.k, ed.baseErr.n = ed.baseErr.k+o.baseErr.k, ed.baseErr.n+o.baseErr.n
+	ed.baseTmo.k, ed.baseTmo.n = ed.baseTmo.k+o.baseTmo.k, ed.baseTmo.n+o.baseTmo.n
+	if o.baseNear.n > ed.baseNear.n {
+		ed.baseNear = o.baseNear
+	}
+	if o.baseFanout.n > ed.baseFanout.n {
+		ed.baseFanout = o.baseFanout
+	}
+	ed.flagged = ed.flagged || o.flagged
 }

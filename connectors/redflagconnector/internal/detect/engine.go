@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 // Batch is what a batch of telemetry contributes. The engine copies what it
@@ -20,7 +22,9 @@ type Batch struct {
 	Services []ServiceDelta
 	Logs     []LogDelta
 	Metrics  []MetricSample
-	Aliases  []Alias
+	// Claims tie names callers may use (addresses, host names, gRPC
+	// services) to the services behind them.
+	Claims []Claim
 	// Namespaces are the Kubernetes namespaces services' telemetry named
 	// (k8s.namespace.name on the resource).
 	Namespaces []Namespace
@@ -28,13 +32,15 @@ type Batch struct {
 
 // Reset empties b for reuse, keeping capacity.
 func (b *Batch) Reset() {
-	b.Edges, b.Services, b.Logs, b.Metrics, b.Aliases = b.Edges[:0], b.Services[:0], b.Logs[:0], b.Metrics[:0], b.Aliases[:0]
+	b.Edges, b.Services, b.Logs, b.Metrics, b.Claims = b.Edges[:0], b.Services[:0], b.Logs[:0], b.Metrics[:0], b.Claims[:0]
 	b.Namespaces = b.Namespaces[:0]
 }
 
-// EdgeDelta is what calls from Caller to Callee contributed.
+// EdgeDelta is what calls from Caller to Callee contributed. Callee is the
+// name the calls used, resolved by the engine.
 type EdgeDelta struct {
 	Caller, Callee string
+	Kind           redflag.Kind
 	Counts
 	// ErrTrace is an example trace ID of a failed call (zero if none).
 	ErrTrace [16]byte
@@ -44,6 +50,8 @@ type EdgeDelta struct {
 type ServiceDelta struct {
 	Service string
 	Counts
+	// Self is the exclusive time of joined requests (see service.self).
+	Self     Hist
 	ErrTrace [16]byte
 }
 
@@ -65,10 +73,6 @@ type MetricSample struct {
 	Value             float64
 }
 
-// Alias says that a callee name (an address) is the service Service, learned
-// from a client span whose child server span belongs to Service.
-type Alias struct{ Callee, Service string }
-
 // Namespace says that Service runs in the Kubernetes namespace Name.
 type Namespace struct{ Service, Name string }
 
@@ -86,7 +90,7 @@ type Engine struct {
 	cfg      Config
 	edges    map[edgeKey]*edge
 	services map[string]*service
-	aliases  map[string]string
+	dir      *directory
 	// namespaces: service -> its Kubernetes namespace, at most
 	// 4*MaxServices, forgotten after IdleExpiry unseen.
 	namespaces map[string]nsEntry
@@ -111,17 +115,18 @@ type Stats struct {
 
 // New returns an engine with cfg (use DefaultConfig for the defaults).
 func New(cfg Config) *Engine {
-	return &Engine{
-		cfg:      cfg,
+	e := &Engine{
+		cfg:      cfg.Normalized(),
 		edges:    map[edgeKey]*edge{},
 		services: map[string]*service{},
-		aliases:  map[string]string{},
 		alerts:   map[string]*Alert{},
 
 		namespaces: map[string]nsEntry{},
 
 		incidentSince: map[string]time.Time{},
 	}
+	e.dir = newDirectory(8*cfg.MaxServices, func(n string) bool { _, ok := e.services[n]; return ok })
+	return e
 }
 
 // Stats returns counters of dropped and expired state.
@@ -135,13 +140,6 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) Apply(now time.Time, b *Batch) {
 	bk := bucketOf(now)
 	e.bucket = bk
-	for _, a := range b.Aliases {
-		if a.Callee != "" && a.Service != "" && a.Callee != a.Service && len(e.aliases) < 4*e.cfg.MaxServices {
-			if _, ok := e.aliases[a.Callee]; !ok {
-				e.aliases[strings.Clone(a.Callee)] = strings.Clone(a.Service)
-			}
-		}
-	}
 	for _, n := range b.Namespaces {
 		if n.Service == "" || n.Name == "" {
 			continue
@@ -156,17 +154,21 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 			e.namespaces[strings.Clone(n.Service)] = nsEntry{name: strings.Clone(n.Name), bucket: bk}
 		}
 	}
+	renamed := false
 	for i := range b.Services {
 		d := &b.Services[i]
+		_, known := e.services[d.Service]
 		s := e.service(d.Service)
 		if s == nil {
 			continue
 		}
+		renamed = renamed || !known
 		if s.since.IsZero() {
 			s.since = now
 		}
 		s.in.add(bk, &d.Counts)
 		s.total.Add(&d.Counts)
+		s.self.add(bk, &d.Self)
 		s.lastBucket = bk
 		if d.Errors > 0 && d.ErrTrace != ([16]byte{}) {
 			s.errTrace = d.ErrTrace
@@ -175,15 +177,31 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 			s.slos[j].add(now, d.Calls, d.Errors)
 		}
 	}
+	for _, c := range b.Claims {
+		if e.dir.claim(c, bk) {
+			renamed = true
+		}
+	}
+	if renamed {
+		// A name that now resolves (or resolves elsewhere) takes its edges'
+		// windows with it: no stale edge to an address is left to fire.
+		e.dir.changed = true
+		e.rekey()
+	}
 	for i := range b.Edges {
 		d := &b.Edges[i]
-		ed := e.edge(d.Caller, e.resolve(d.Callee))
+		callee := e.resolve(d.Callee)
+		ed := e.edge(d.Caller, callee)
 		if ed == nil {
 			e.stats.EdgesOverflow++
 			continue
 		}
 		if ed.since.IsZero() {
 			ed.since = now
+			ed.kind = d.Kind
+			if callee != d.Callee {
+				ed.kind = redflag.KindService
+			}
 		}
 		ed.win.add(bk, &d.Counts)
 		ed.total.Add(&d.Counts)
@@ -221,28 +239,28 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 	}
 }
 
-// resolve maps a callee name to a service name where one is known: a learned
-// alias, or the first label of a Kubernetes DNS name of a known service
-// (payments.shop.svc.cluster.local -> payments).
-func (e *Engine) resolve(callee string) string {
-	if s, ok := e.aliases[callee]; ok {
-		return s
-	}
-	if _, ok := e.services[callee]; ok {
-		return callee
-	}
-	if i := strings.IndexByte(callee, '.'); i > 0 {
-		rest := callee[i+1:]
-		if strings.HasSuffix(rest, ".svc.cluster.local") || strings.HasSuffix(rest, ".svc") || !strings.Contains(rest, ".") {
-			if _, ok := e.services[callee[:i]]; ok {
-				return callee[:i]
-			}
+// resolve maps a callee name to the service behind it where one is known
+// (redflag.Resolve over the engine's directory).
+func (e *Engine) resolve(callee string) string { return redflag.Resolve(e.dir, callee) }
+
+// rekey moves every edge whose callee now resolves to another name into the
+// edge of that name, merging their windows, totals and baselines.
+func (e *Engine) rekey() {
+	for k, ed := range e.edges {
+		to := e.resolve(k.callee)
+		if to == k.callee {
+			continue
 		}
+		delete(e.edges, k)
+		if dst, ok := e.edges[edgeKey{k.caller, to}]; ok {
+			dst.merge(ed)
+			continue
+		}
+		// Nothing there yet: the edge moves as it is.
+		ed.callee = strings.Clone(to)
+		ed.kind = redflag.KindService
+		e.edges[edgeKey{ed.caller, ed.callee}] = ed
 	}
-	if h, _, ok := strings.Cut(callee, ":"); ok && h != "" {
-		return e.resolve(h)
-	}
-	return callee
 }
 
 func (e *Engine) edge(caller, callee string) *edge {
@@ -275,8 +293,11 @@ func (e *Engine) service(name string) *service {
 // EdgeView is a read-only snapshot of an edge for metrics and the status page.
 type EdgeView struct {
 	Caller, Callee string
-	Namespace      string // the caller's Kubernetes namespace, if known
-	Since          time.Time
+	// CalleeKind says what the callee name is (KindAddress: an address no
+	// telemetry has tied to a service yet).
+	CalleeKind redflag.Kind
+	Namespace  string // the caller's Kubernetes namespace, if known
+	Since      time.Time
 	// Totals since the edge was first seen (cumulative counters).
 	Total Counts
 	// Last5m is the five-minute window at the last evaluation.
@@ -286,6 +307,8 @@ type EdgeView struct {
 	ErrorRatio float64
 	P99Ms      float64
 	RetryRatio float64
+	P50Ms      float64
+	Slow       bool // latency far above its normal
 	Flagged    bool // part of an active alert
 }
 
@@ -294,9 +317,9 @@ func (e *Engine) Edges() []EdgeView {
 	out := make([]EdgeView, 0, len(e.edges))
 	for _, ed := range e.edges {
 		out = append(out, EdgeView{
-			Caller: ed.caller, Callee: ed.callee, Namespace: e.namespaces[ed.caller].name, Since: ed.since, Total: ed.total, Last5m: ed.ev.w5,
+			Caller: ed.caller, Callee: ed.callee, CalleeKind: ed.kind, Namespace: e.namespaces[ed.caller].name, Since: ed.since, Total: ed.total, Last5m: ed.ev.w5,
 			TimeoutMs: ed.ev.timeoutMs, Anomalous: ed.ev.anomalous, ErrorRatio: ed.ev.err5,
-			P99Ms: ed.ev.p99, RetryRatio: ratio(ed.ev.w5.Retries, ed.ev.w5.Calls), Flagged: ed.flagged,
+			P99Ms: ed.ev.p99, P50Ms: ed.ev.p50, RetryRatio: ratio(ed.ev.w5.Retries, ed.ev.w5.Calls), Slow: ed.ev.slow, Flagged: ed.flagged,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -314,8 +337,11 @@ type ServiceView struct {
 	Namespace  string // Kubernetes namespace, if known
 	Since      time.Time
 	Total      Counts
+	Last5m     Counts
 	ErrorRatio float64
+	P99Ms      float64
 	Failing    bool
+	Slow       bool // inbound latency, or the time spent in the service itself, far above normal
 	Origin     bool // named as the origin of an active incident
 }
 
@@ -323,7 +349,8 @@ type ServiceView struct {
 func (e *Engine) Services() []ServiceView {
 	out := make([]ServiceView, 0, len(e.services))
 	for _, s := range e.services {
-		out = append(out, ServiceView{Name: s.name, Namespace: e.namespaces[s.name].name, Since: s.since, Total: s.total, ErrorRatio: s.ev.err5, Failing: s.ev.failing, Origin: s.origin})
+		out = append(out, ServiceView{Name: s.name, Namespace: e.namespaces[s.name].name, Since: s.since, Total: s.total, Last5m: s.ev.w5, ErrorRatio: s.ev.err5, P99Ms: s.ev.w5.Quantile(0.99), Failing: s.ev.failing,
+			Slow: s.ev.slow || s.ev.selfSlow, Origin: s.origin})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 // Evaluate runs every detector at now and returns the alert state changes,
@@ -39,25 +41,39 @@ func (e *Engine) Evaluate(now time.Time) []Transition {
 
 	g := e.buildGraph()
 	incs := e.incidents(g)
-	originOf := map[*edge]string{}
-	for ed, os := range g.origins {
-		if len(os) > 0 {
-			originOf[ed] = os[0]
-		}
-	}
+	// Symptoms carry the cascade_id of the incident they belong to: edges
+	// attributed to a current incident's origin, and services in its blast
+	// radius (the origin and the callers it reaches).
+	current := map[string]bool{}
+	blast := map[string]string{}
 	for _, s := range e.services {
 		s.origin = false
 	}
 	for _, inc := range incs {
+		current[inc.origin] = true
 		if s, ok := e.services[inc.origin]; ok {
 			s.origin = true
+		}
+		for _, n := range append(slices.Sorted(maps.Keys(inc.affected)), inc.origin) {
+			if _, taken := blast[n]; !taken {
+				blast[n] = inc.origin
+			}
+		}
+	}
+	originOf := map[*edge]string{}
+	for ed, os := range g.origins {
+		for _, o := range os {
+			if current[o] {
+				originOf[ed] = o
+				break
+			}
 		}
 	}
 
 	var out []Transition
 	e.edgeAlerts(now, g, originOf, &out)
 	e.incidentAlerts(now, incs, &out)
-	e.serviceAlerts(now, &out)
+	e.serviceAlerts(now, blast, &out)
 	e.resolveUnseen(now, &out)
 
 	// Flag what active alerts cover, for the baselines and the sampler.
@@ -78,10 +94,10 @@ func (e *Engine) Evaluate(now time.Time) []Transition {
 	}
 
 	for _, ed := range e.edges {
-		ed.learn(dt, e.cfg.BaselineHalfLife)
+		ed.learnBaselines(bk, dt, e.cfg.BaselineHalfLife)
 	}
 	for _, s := range e.services {
-		s.learn(dt, e.cfg.BaselineHalfLife)
+		s.learnBaselines(bk, e.cfg.BaselineHalfLife)
 		s.logs.learn(bk, dt, e.cfg.BaselineHalfLife)
 	}
 	e.lastEval = now
@@ -99,7 +115,11 @@ func (e *Engine) expire(bk int64) {
 	for k, s := range e.services {
 		if bk-s.lastBucket > idle && !s.origin && len(s.slos) == 0 {
 			delete(e.services, k)
+			e.dir.changed = true
 		}
+	}
+	if e.dir.expire(bk, idle) {
+		e.rekey()
 	}
 	for k, n := range e.namespaces {
 		if bk-n.bucket > idle {
@@ -141,6 +161,16 @@ func symptomLabels(name, severity string, ed *edge, origin string) (map[string]s
 	return l, identity
 }
 
+// blastLabels adds the cascade_id of the incident whose blast radius a
+// service is in (origin "" : none), sticky like symptomLabels.
+func blastLabels(l map[string]string, origin string) (map[string]string, string) {
+	identity := fingerprint(l)
+	if origin != "" {
+		l["cascade_id"] = CascadeID(origin)
+	}
+	return l, identity
+}
+
 func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, out *[]Transition) {
 	keys := slices.SortedFunc(maps.Keys(e.edges), func(a, b edgeKey) int {
 		return strings.Compare(a.caller+"\x00"+a.callee, b.caller+"\x00"+b.callee)
@@ -155,7 +185,7 @@ func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, 
 				"calls_per_second": perSecond(ev.w5.Calls, 5*time.Minute),
 				"error_ratio":      pct(ev.err5),
 				"error_ratio_1m":   pct(ev.err1),
-				"baseline":         pct(ed.baseErr.v),
+				"baseline":         pct(ev.baseErr),
 				"p50":              ms(ev.p50),
 				"p99":              ms(ev.p99),
 			}
@@ -172,7 +202,7 @@ func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, 
 			labels, id := symptomLabels("DependencyErrorSpike", "warning", ed, origin)
 			ann := common()
 			ann["threshold"] = pct(ev.thr)
-			ann["summary"] = fmt.Sprintf("%s -> %s: %s of calls fail (baseline %s)", ed.caller, ed.callee, pct(ev.err5), pct(ed.baseErr.v))
+			ann["summary"] = fmt.Sprintf("%s -> %s: %s of calls fail (baseline %s)", ed.caller, ed.callee, pct(ev.err5), pct(ev.baseErr))
 			ann["description"] = fmt.Sprintf("Calls from %s to %s fail at %s over 5 minutes (%s in the last minute), above the threshold %s; top error class %s.",
 				ed.caller, ed.callee, pct(ev.err5), pct(ev.err1), pct(ev.thr), topClass(&ev.w5))
 			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.ErrorSpike.For, start: ev.spike, keep: ev.spikeKeep, trace: ed.errTrace, identity: id}, now, out)
@@ -191,6 +221,25 @@ func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, 
 			ann["description"] = fmt.Sprintf("Calls from %s to %s: %s beyond %s of the %s timeout, %s hit it; p50 %s, p99 %s.",
 				ed.caller, ed.callee, pct(ev.near5), pct(cfg.TimeoutPressure.Budget), ms(t), pct(ev.tmo5), ms(ev.p50), ms(ev.p99))
 			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.TimeoutPressure.For, start: ev.pressure, keep: ev.pressureKeep, trace: ed.errTrace, identity: id}, now, out)
+		}
+
+		// DependencyLatencySpike: the calls got slow. Not raised for an edge
+		// whose slowness is its caller's own (the callee is fine), nor while
+		// the calls fail, which the alerts above say better.
+		callerSide := len(g.origins[ed]) == 1 && g.origins[ed][0] == ed.caller
+		if (ev.slow || ev.slowKeep) && !callerSide {
+			labels, id := symptomLabels("DependencyLatencySpike", "warning", ed, origin)
+			ann := common()
+			l := &ev.lat
+			ann["normal_p90"] = ms(l.baseP90)
+			ann["recent_p50"] = ms(l.recentP50)
+			ann["recent_p90"] = ms(l.recentP90)
+			ann["slow_share"] = pct(l.share)
+			ann["summary"] = fmt.Sprintf("%s -> %s: calls got slow, %s of them over %s (normal p90 %s)", ed.caller, ed.callee, pct(l.share), ms(l.barMs), ms(l.baseP90))
+			ann["description"] = fmt.Sprintf("Calls from %s to %s take longer than usual: %s of recent calls reached %s, against a normal p90 of %s; recent p50 %s, p90 %s.",
+				ed.caller, ed.callee, pct(l.share), ms(l.barMs), ms(l.baseP90), ms(l.recentP50), ms(l.recentP90))
+			start := ev.slow && !ed.failing()
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.LatencySpike.For, start: start, keep: ev.slowKeep, trace: ed.errTrace, identity: id}, now, out)
 		}
 
 		stormStart := ev.storm && e.calleeUnhealthy(g, ed)
@@ -301,7 +350,7 @@ func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transiti
 		var worst *edge
 		for _, ed := range inc.edges {
 			callers = append(callers, ed.caller)
-			if worst == nil || ed.ev.err5 > worst.ev.err5 {
+			if worst == nil || ed.ev.err5 > worst.ev.err5 || (ed.ev.err5 == worst.ev.err5 && ed.ev.lat.share > worst.ev.lat.share) {
 				worst = ed
 			}
 		}
@@ -317,16 +366,42 @@ func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transiti
 		if t := traceHex(inc.trace); t != "" {
 			ann["example_trace_id"] = t
 		}
+		// What the origin is: a service, or a name no telemetry has tied to
+		// one (an address is shown as such, never passed off as a service).
+		what := inc.origin
+		if k := worst.kind; k == redflag.KindAddress || k == redflag.KindRPC || inc.origin == redflag.UnknownDependency {
+			ann["origin_kind"] = "unresolved " + k.String()
+			if inc.origin == redflag.UnknownDependency {
+				ann["origin_kind"] = "unnamed dependency"
+			}
+			what = inc.origin + " (" + ann["origin_kind"] + ")"
+		}
+		how := "failing on its own (its own calls are healthy)"
+		switch {
+		case inc.callerSide:
+			ann["cause"] = "caller-side slowness"
+			how = "slow on its own side: its calls to healthy dependencies all got slow, and so did the time its requests spend in its own code"
+		case !inc.failing:
+			ann["cause"] = "latency"
+			how = "slow on its own (its own calls are healthy)"
+		}
+		if !inc.failing {
+			ann["normal_p90"] = ms(worst.ev.lat.baseP90)
+			ann["recent_p90"] = ms(worst.ev.lat.recentP90)
+		}
 		if inc.spread {
-			ann["summary"] = fmt.Sprintf("Failure starting at %s is spreading to %s", inc.origin, strings.Join(affected, ", "))
-			ann["description"] = fmt.Sprintf("%s is failing on its own (its own calls are healthy) and the failure propagates up the call graph through %s to %s.",
-				inc.origin, strings.Join(callers, ", "), strings.Join(affected, ", "))
+			ann["summary"] = fmt.Sprintf("Failure starting at %s is spreading to %s", what, strings.Join(affected, ", "))
+			if !inc.failing {
+				ann["summary"] = fmt.Sprintf("Slowdown starting at %s is spreading to %s", what, strings.Join(affected, ", "))
+			}
+			ann["description"] = fmt.Sprintf("%s is %s and it propagates up the call graph through %s to %s.",
+				what, how, strings.Join(callers, ", "), strings.Join(affected, ", "))
 			labels := map[string]string{"alertname": "CascadingFailure", "severity": "critical",
 				"origin_service": inc.origin, "cascade_id": CascadeID(inc.origin)}
 			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.For, start: true, trace: inc.trace}, now, out)
 		} else {
-			ann["summary"] = fmt.Sprintf("%s is failing, but its callers (%s) contain it", inc.origin, strings.Join(callers, ", "))
-			ann["description"] = fmt.Sprintf("Calls to %s fail, but fallbacks or circuit breakers in %s keep the failure from spreading.", inc.origin, strings.Join(callers, ", "))
+			ann["summary"] = fmt.Sprintf("%s is failing, but its callers (%s) contain it", what, strings.Join(callers, ", "))
+			ann["description"] = fmt.Sprintf("Calls to %s fail, but fallbacks or circuit breakers in %s keep the failure from spreading.", what, strings.Join(callers, ", "))
 			// Give a spreading failure the time it needs to show in the callers
 			// before calling it contained.
 			labels := map[string]string{"alertname": "IsolatedFailure", "severity": "warning", "origin_service": inc.origin}
@@ -339,7 +414,7 @@ func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transiti
 	// while the incident is present.
 }
 
-func (e *Engine) serviceAlerts(now time.Time, out *[]Transition) {
+func (e *Engine) serviceAlerts(now time.Time, blast map[string]string, out *[]Transition) {
 	cfg := e.cfg
 	for _, name := range slices.Sorted(maps.Keys(e.services)) {
 		s := e.services[name]
@@ -358,8 +433,8 @@ func (e *Engine) serviceAlerts(now time.Time, out *[]Transition) {
 			if t := traceHex(s.logs.trace); t != "" {
 				ann["example_trace_id"] = t
 			}
-			labels := map[string]string{"alertname": "ErrorLogBurst", "severity": "warning", "service": name}
-			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.ErrorLogBurst.For, start: l.burst, keep: l.keep, trace: s.logs.trace}, now, out)
+			labels, id := blastLabels(map[string]string{"alertname": "ErrorLogBurst", "severity": "warning", "service": name}, blast[name])
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.ErrorLogBurst.For, start: l.burst, keep: l.keep, trace: s.logs.trace, identity: id}, now, out)
 		}
 		seen := map[string]bool{}
 		for _, h := range s.sat.ev {
@@ -398,16 +473,22 @@ func (e *Engine) serviceAlerts(now time.Time, out *[]Transition) {
 					"objective":       strconv.FormatFloat(100*slo.cfg.Objective, 'f', -1, 64) + "%",
 					"summary":         fmt.Sprintf("%s SLO %s burns its error budget at %.1fx over %s", name, slo.cfg.Name, h.burnLong, h.window),
 				}
-				labels := map[string]string{"alertname": "ErrorBudgetBurn", "severity": h.severity, "service": name, "slo": slo.cfg.Name, "window": h.window}
-				e.offer(candidate{labels: labels, annotations: ann, start: true, trace: s.errTrace}, now, out)
+				labels, id := blastLabels(map[string]string{"alertname": "ErrorBudgetBurn", "severity": h.severity, "service": name, "slo": slo.cfg.Name, "window": h.window}, blast[name])
+				e.offer(candidate{labels: labels, annotations: ann, start: true, trace: s.errTrace, identity: id}, now, out)
 			}
 		}
 	}
 }
 
+// Names returns the directory the engine resolves callee names with, as an
+// immutable copy for the flagged set (rebuilt only after a change).
+func (e *Engine) Names() *redflag.Names { return e.dir.names_(e.services) }
+
 // Flagged lists what active alerts point at, for alert-driven sampling: the
-// caller -> callee edges of symptom alerts and incidents, and the services
-// named as origins or affected.
+// caller -> callee edges of symptom alerts and incidents, the origins of
+// incidents, and the services that service-level alerts (error logs,
+// saturation, SLO burn) are about. A symptom on an edge flags that edge,
+// not its caller's every request.
 func (e *Engine) Flagged() (edges [][2]string, services []string) {
 	svc := map[string]bool{}
 	for _, ed := range e.edges {
@@ -416,15 +497,11 @@ func (e *Engine) Flagged() (edges [][2]string, services []string) {
 		}
 	}
 	for _, a := range e.alerts {
-		for _, k := range []string{"origin_service", "service"} {
-			if v := a.Labels[k]; v != "" {
-				svc[v] = true
-			}
+		if v := a.Labels["origin_service"]; v != "" {
+			svc[v] = true
 		}
-		for _, v := range strings.Split(a.Annotations["affected_services"], ",") {
-			if v != "" {
-				svc[v] = true
-			}
+		if v := a.Labels["service"]; v != "" && a.Labels["callee"] == "" {
+			svc[v] = true
 		}
 	}
 	sort.Slice(edges, func(i, j int) bool { return edges[i][0]+"\x00"+edges[i][1] < edges[j][0]+"\x00"+edges[j][1] })

@@ -1,20 +1,25 @@
 package detect
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"sort"
 )
 
 // incident is a failure and everything it spreads to: the origin (whose
-// failures are its own) and the callers affected through anomalous edges.
+// failures or slowness are its own) and the callers affected through
+// anomalous edges.
 type incident struct {
 	origin   string
 	edges    []*edge        // anomalous edges into the origin
 	affected map[string]int // upstream nodes -> distance from the origin
-	spread   bool           // failure propagates into at least one caller
+	spread   bool           // the failure reaches a caller's own requests
 	failing  bool           // some edge into the origin fails (not only slow)
-	trace    [16]byte
+	// callerSide: the origin is a caller whose own calls all got slow while
+	// its callees answered normally (CPU starvation, its own network).
+	callerSide bool
+	trace      [16]byte
 }
 
 // graph is the directed graph of anomalous edges of one evaluation.
@@ -27,24 +32,20 @@ type graph struct {
 // or still holding an active symptom alert (so an incident does not flap while
 // its alerts are resolving).
 func (ed *edge) bad() bool {
-	return ed.ev.anomalous || (ed.flagged && (ed.ev.spikeKeep || ed.ev.pressureKeep))
+	return ed.ev.anomalous || (ed.flagged && (ed.ev.spikeKeep || ed.ev.pressureKeep || ed.ev.slowKeep))
+}
+
+// failing reports whether an edge's calls fail (errors or timeouts), as
+// opposed to only being slow.
+func (ed *edge) failing() bool {
+	ev := &ed.ev
+	return ev.spike || ev.pressure || ev.fast || (ed.flagged && (ev.spikeKeep || ev.pressureKeep))
 }
 
 func (e *Engine) buildGraph() *graph {
 	g := &graph{in: map[string][]*edge{}, out: map[string][]*edge{}, origins: map[*edge][]string{}}
 	for _, k := range slices.SortedFunc(maps.Keys(e.edges), func(a, b edgeKey) int {
-		if a.caller != b.caller {
-			if a.caller < b.caller {
-				return -1
-			}
-			return 1
-		}
-		if a.callee < b.callee {
-			return -1
-		} else if a.callee > b.callee {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.caller, b.caller), cmp.Compare(a.callee, b.callee))
 	}) {
 		ed := e.edges[k]
 		if ed.bad() {
@@ -55,23 +56,80 @@ func (e *Engine) buildGraph() *graph {
 	memo := map[string][]string{}
 	for _, list := range g.out {
 		for _, ed := range list {
-			g.origins[ed] = e.originsOf(g, ed.callee, memo, map[string]bool{})
+			g.origins[ed] = e.edgeOrigins(g, ed, memo, map[string]bool{})
 		}
 	}
 	return g
 }
 
-// isOrigin: a node with anomalous edges into it whose failures are its own:
-// none of its own calls are anomalous, or most of its sampled failed requests
-// had no failed call beneath them.
+// edgeOrigins names where an anomalous edge's trouble starts. A failing
+// edge, or a slow one whose callee's own server spans are slow too (or
+// unseen), leads into the callee. A slow edge whose callee answers normally
+// on its own side was slow on the caller's side of the call or on the
+// network between: the caller is the origin when it is starved itself (the
+// time its requests spend in its own code grew, or its calls to several
+// healthy callees all got slow), else the callee, whose links are slow.
+func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPath map[string]bool) []string {
+	if !ed.failing() {
+		if s, ok := e.services[ed.callee]; ok && s.knownHealthy() {
+			if e.callerStarved(g, ed.caller) {
+				return []string{ed.caller}
+			}
+			return []string{ed.callee}
+		}
+	}
+	return e.originsOf(g, ed.callee, memo, onPath)
+}
+
+// callerStarved reports whether a service's own side of its calls is what
+// got slow.
+func (e *Engine) callerStarved(g *graph, caller string) bool {
+	s, ok := e.services[caller]
+	if ok && s.ev.selfSlow {
+		return true
+	}
+	healthySlow := map[string]bool{}
+	for _, out := range g.out[caller] {
+		if out.failing() {
+			continue
+		}
+		if c, ok := e.services[out.callee]; ok && c.knownHealthy() {
+			healthySlow[out.callee] = true
+		}
+	}
+	return len(healthySlow) >= 2
+}
+
+// isOrigin: a node with anomalous edges into it whose trouble is its own:
+// none of its own calls are anomalous, most of its sampled failed requests
+// had no failed call beneath them, or the time its requests spend in its
+// own code got far longer while the calls it makes are slow only on its own
+// side (their callees answer normally). A service whose requests queue up
+// behind calls to a callee in trouble also spends longer in its own code:
+// that callee, not the queue, is where it started.
 func (e *Engine) isOrigin(g *graph, n string) bool {
 	if len(g.out[n]) == 0 {
 		return true
 	}
-	if s, ok := e.services[n]; ok && s.ev.ownShare >= 0.5 {
+	s, ok := e.services[n]
+	if !ok {
+		return false
+	}
+	if s.ev.ownShare >= 0.5 {
 		return true
 	}
-	return false
+	if !s.ev.selfSlow {
+		return false
+	}
+	for _, out := range g.out[n] {
+		if out.failing() {
+			return false
+		}
+		if c, ok := e.services[out.callee]; !ok || !c.knownHealthy() {
+			return false
+		}
+	}
+	return true
 }
 
 // originsOf follows anomalous edges down from n to the nodes whose failures
@@ -90,7 +148,7 @@ func (e *Engine) originsOf(g *graph, n string, memo map[string][]string, onPath 
 		set[n] = true
 	}
 	for _, ed := range g.out[n] {
-		for _, o := range e.originsOf(g, ed.callee, memo, onPath) {
+		for _, o := range e.edgeOrigins(g, ed, memo, onPath) {
 			set[o] = true
 		}
 	}
@@ -116,11 +174,19 @@ func (e *Engine) incidents(g *graph) []*incident {
 			if ed.callee == o {
 				inc.edges = append(inc.edges, ed)
 			}
+			if ed.caller == o {
+				inc.callerSide = true
+			}
 		}
 	}
 	out := make([]*incident, 0, len(byOrigin))
 	for _, o := range slices.Sorted(maps.Keys(byOrigin)) {
 		inc := byOrigin[o]
+		if len(inc.edges) == 0 {
+			// Nothing calls the origin through an anomalous edge (a starved
+			// front door): no caller to spread to.
+			continue
+		}
 		sort.Slice(inc.edges, func(i, j int) bool { return inc.edges[i].caller < inc.edges[j].caller })
 		// Walk up from the origin through anomalous edges attributed to it.
 		frontier := []string{o}
@@ -141,7 +207,7 @@ func (e *Engine) incidents(g *graph) []*incident {
 		}
 		cfg := e.cfg.Cascade
 		for _, ed := range inc.edges {
-			if ed.ev.spike || ed.ev.pressure || ed.ev.fast || (ed.flagged && (ed.ev.spikeKeep || ed.ev.pressureKeep)) {
+			if ed.failing() {
 				inc.failing = true
 				if ed.errTrace != ([16]byte{}) {
 					inc.trace = ed.errTrace
@@ -160,7 +226,9 @@ func (e *Engine) incidents(g *graph) []*incident {
 				inc.spread = true
 			}
 		}
-		if inc.failing {
+		// A slowdown nobody upstream feels is not an incident; a failure is,
+		// spreading or contained.
+		if inc.failing || inc.spread {
 			out = append(out, inc)
 		}
 	}

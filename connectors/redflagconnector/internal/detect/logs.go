@@ -14,6 +14,7 @@ type logState struct {
 	epoch     [NumBuckets]int64
 	errs      [NumBuckets]uint32
 	base      ewma // error logs per bucket
+	learner   learner
 	templates map[string]*template
 	ev        logEval
 	trace     [16]byte
@@ -143,17 +144,21 @@ func (l *logState) firstBucketSeen() int64 {
 }
 
 func (l *logState) learn(bk int64, dt, halfLife time.Duration) {
-	if l.ev.burst {
+	// One sample per bucket, a minute behind the present and only from
+	// quiet stretches (see learner), so a burst's first buckets do not
+	// raise its own expectation.
+	from, to, ok := l.learner.due(bk, l.ev.burst)
+	if !ok {
 		return
 	}
-	// The last complete bucket's count as one sample per evaluation.
-	prev := bk - 1
-	i := prev % NumBuckets
-	var n uint32
-	if prev >= 0 && l.epoch[i] == prev {
-		n = l.errs[i]
+	for b := from; b <= to; b++ {
+		i := b % NumBuckets
+		var n uint32
+		if b >= 0 && l.epoch[i] == b {
+			n = l.errs[i]
+		}
+		l.base.update(float64(n), BucketWidth, halfLife)
 	}
-	l.base.update(float64(n), dt, halfLife)
 }
 
 // Template reduces a log message to its template: words that carry variable

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the scenario scripts")
@@ -23,9 +25,13 @@ var update = flag.Bool("update", false, "rewrite the golden files of the scenari
 //
 //	phase <duration>            steady traffic for that long, then `end`
 //	  edge <caller> <callee> calls=N [errors=N] [class=timeout|overload|...]
-//	       [dur=20ms] [slow=N@900ms] [retries=N] [c4xx=N]
+//	       [dur=20ms] [slow=N@900ms] [retries=N] [c4xx=N] [cancelled=N]
+//	       [kind=address|rpc|host|service|...]  (what the callee name is)
 //	       [jp=N jc=N je=N jprop=N]  (in-process joins: parents, calls, failed, propagated)
 //	  service <name> calls=N [errors=N] [dur=..] [own=N joined=N jerr=N]
+//	       [self=5ms] [selfslow=N@90ms]  (exclusive time of each joined request)
+//	  claim <name> <service> [kind=join|address|rpc|host]  (a name tied to a service)
+//	  (any line) [every=N]  only every Nth ten-second step of the phase
 //	  logs <service> errors=N [template=word_word]
 //	  metric <service> <instance> <name> <value> [k=v ...]
 //	end
@@ -108,6 +114,9 @@ func runScenario(t *testing.T, path string) string {
 			for step := BucketWidth; step <= phaseDur; step += BucketWidth {
 				var b Batch
 				for _, pl := range phase {
+					if every := num(t, pl.kv, "every"); every > 1 && int64(step/BucketWidth-1)%int64(every) != 0 {
+						continue
+					}
 					addToBatch(t, &b, pl, now)
 				}
 				now = now.Add(BucketWidth)
@@ -191,7 +200,7 @@ func fillCounts(t *testing.T, c *Counts, kv map[string]string) {
 		slowN, slowDur = uint32(x), durMs(t, d)
 	}
 	class := parseClass(kv["class"])
-	c4xx, retries := num(t, kv, "c4xx"), num(t, kv, "retries")
+	c4xx, retries, cancelled := num(t, kv, "c4xx"), num(t, kv, "retries"), num(t, kv, "cancelled")
 	for i := uint32(0); i < calls; i++ {
 		d := dur
 		if i < slowN {
@@ -199,6 +208,9 @@ func fillCounts(t *testing.T, c *Counts, kv map[string]string) {
 		}
 		failed := i < errors
 		c.Observe(d, Outcome{Failed: failed, Class: class, Client4xx: !failed && i >= calls-c4xx, Retry: i >= calls-retries, OwnTimeout: failed && class == ClassTimeout})
+	}
+	for i := uint32(0); i < cancelled; i++ {
+		c.Observe(dur, Outcome{Cancelled: true})
 	}
 	c.JoinedParents, c.JoinedCalls = num(t, kv, "jp"), num(t, kv, "jc")
 	c.JoinedErr, c.JoinedPropagated = num(t, kv, "je"), num(t, kv, "jprop")
@@ -213,12 +225,30 @@ func addToBatch(t *testing.T, b *Batch, l scenarioLine, now time.Time) {
 	trace := [16]byte{1, 2, 3}
 	switch l.kind {
 	case "edge":
-		d := EdgeDelta{Caller: l.args[0], Callee: l.args[1], ErrTrace: trace}
+		d := EdgeDelta{Caller: l.args[0], Callee: l.args[1], ErrTrace: trace, Kind: parseKind(t, l.kv["kind"])}
 		fillCounts(t, &d.Counts, l.kv)
 		b.Edges = append(b.Edges, d)
 	case "service":
 		d := ServiceDelta{Service: l.args[0], ErrTrace: trace}
 		fillCounts(t, &d.Counts, l.kv)
+		if v, ok := l.kv["self"]; ok {
+			self := durMs(t, v)
+			var slowN uint32
+			slowDur := self
+			if sv, ok := l.kv["selfslow"]; ok {
+				n, dur, _ := strings.Cut(sv, "@")
+				x, err := strconv.ParseUint(n, 10, 32)
+				require.NoError(t, err)
+				slowN, slowDur = uint32(x), durMs(t, dur)
+			}
+			for i := uint32(0); i < d.Calls; i++ {
+				if i < slowN {
+					d.Self[BinOf(slowDur)]++
+				} else {
+					d.Self[BinOf(self)]++
+				}
+			}
+		}
 		b.Services = append(b.Services, d)
 	case "logs":
 		n := num(t, l.kv, "errors")
@@ -231,11 +261,27 @@ func addToBatch(t *testing.T, b *Batch, l scenarioLine, now time.Time) {
 		v, err := strconv.ParseFloat(l.args[3], 64)
 		require.NoError(t, err)
 		b.Metrics = append(b.Metrics, MetricSample{Service: l.args[0], Instance: l.args[1], Metric: l.args[2], Value: v, Attrs: l.kv})
-	case "alias":
-		b.Aliases = append(b.Aliases, Alias{Callee: l.args[0], Service: l.args[1]})
+	case "claim":
+		kinds := map[string]ClaimKind{"": ClaimJoin, "join": ClaimJoin, "address": ClaimAddress, "rpc": ClaimRPC, "host": ClaimHost}
+		k, ok := kinds[l.kv["kind"]]
+		require.True(t, ok, "claim kind %q", l.kv["kind"])
+		b.Claims = append(b.Claims, Claim{Name: l.args[0], Service: l.args[1], Kind: k})
 	default:
 		t.Fatalf("unknown phase line %q", l.kind)
 	}
+}
+
+func parseKind(t *testing.T, s string) redflag.Kind {
+	if s == "" {
+		return redflag.KindHost
+	}
+	for k := redflag.KindNone; k <= redflag.KindRPC; k++ {
+		if k.String() == s {
+			return k
+		}
+	}
+	t.Fatalf("unknown callee kind %q", s)
+	return 0
 }
 
 func formatLabels(l map[string]string) string {
@@ -255,7 +301,7 @@ func formatTransition(tr Transition) string {
 		from = "new"
 	}
 	s := fmt.Sprintf("%s->%s %s", from, tr.Alert.State, formatLabels(tr.Alert.Labels))
-	for _, k := range []string{"affected_services", "metastable", "timeout", "new_template", "resource"} {
+	for _, k := range []string{"affected_services", "metastable", "timeout", "new_template", "resource", "origin_kind", "cause"} {
 		if v := tr.Alert.Annotations[k]; v != "" {
 			s += " " + k + "=" + v
 		}

@@ -6,7 +6,8 @@ import (
 )
 
 // service is the state of one service: its inbound requests (server spans),
-// error logs, saturation signals and SLOs.
+// the time they spent in the service itself, error logs, saturation signals
+// and SLOs.
 type service struct {
 	name       string
 	in         ring
@@ -14,21 +15,30 @@ type service struct {
 	lastBucket int64
 	since      time.Time
 	errTrace   [16]byte
-	baseErr    ewma
-	baseP99    ewma
-	logs       logState
-	sat        satState
-	slos       []sloState
-	ev         serviceEval
-	origin     bool
+	// self holds, per bucket, the exclusive time of joined requests: the
+	// part of a request's duration its own outbound calls do not cover
+	// (CPU, locks, waiting for a pool, code that got slow).
+	self     histRing
+	learn    learner
+	baseErr  rateBase
+	baseLat  baseHist
+	baseSelf baseHist
+	logs     logState
+	sat      satState
+	slos     []sloState
+	ev       serviceEval
+	origin   bool
 }
 
 type serviceEval struct {
 	w5, w1     Counts
 	err5, err1 float64
-	failing    bool    // inbound requests fail far above baseline
-	slow       bool    // inbound p99 far above baseline
-	ownShare   float64 // share of sampled failed requests with no failed child call; -1 unknown
+	failing    bool // inbound requests fail far above baseline
+	// slow: inbound latency far above its normal; selfSlow: the time
+	// requests spend in the service itself is.
+	slow, selfSlow bool
+	lat, selfLat   slowResult
+	ownShare       float64 // share of sampled failed requests with no failed child call; -1 unknown
 }
 
 func newService(name string, cfg Config) *service {
@@ -44,31 +54,67 @@ func newService(name string, cfg Config) *service {
 func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 	ev := &s.ev
 	ev.w5, ev.w1 = s.in.sum(bk, NumBuckets), s.in.sum(bk, 6)
-	ev.err5, ev.err1 = ratio(ev.w5.Errors, ev.w5.Calls), ratio(ev.w1.Errors, ev.w1.Calls)
+	n5, n1 := ev.w5.judged(), ev.w1.judged()
+	ev.err5, ev.err1 = ratio(ev.w5.Errors, n5), ratio(ev.w1.Errors, n1)
 	es := cfg.ErrorSpike
-	thr := math.Max(es.MinRatio, es.BaselineFactor*s.baseErr.v+es.BaselineOffset)
-	p0 := math.Max(s.baseErr.v, 0.001)
-	ev.failing = (ev.w5.Calls >= es.MinCalls && ev.err5 >= thr && (ev.err1 >= thr/2 || ev.w1.Calls < 10) &&
-		significant(float64(ev.w5.Errors), float64(ev.w5.Calls), p0, minInfo)) ||
-		(ev.w1.Calls >= es.MinCalls && ev.err1 >= thr && significant(float64(ev.w1.Errors), float64(ev.w1.Calls), p0, minInfo))
-	p99 := ev.w5.Quantile(0.99)
-	slowBar := max(cfg.Cascade.LatencyFactor*s.baseP99.v, float64(cfg.Cascade.MinLatency.Milliseconds()))
-	ev.slow = s.baseP99.ready(12) && ev.w5.Calls >= es.MinCalls && p99 >= slowBar &&
-		(ev.w1.Calls < 10 || ev.w1.Quantile(0.99) >= slowBar)
+	base := s.baseErr.p(0.01)
+	thr := math.Max(es.MinRatio, es.BaselineFactor*base+es.BaselineOffset)
+	p0 := math.Max(base, 0.001)
+	known := float64(s.baseErr.n) >= minHistory
+	ev.failing = known && ((n5 >= es.MinCalls && ev.w5.Errors >= minFailures && ev.err5 >= thr && (ev.err1 >= thr/2 || n1 < 10) &&
+		significant(float64(ev.w5.Errors), float64(n5), p0, minInfo)) ||
+		(n1 >= es.MinCalls && ev.w1.Errors >= minFailures && ev.err1 >= thr && significant(float64(ev.w1.Errors), float64(n1), p0, minInfo)))
+	ev.lat, ev.slow, _ = judgeRecent(&s.in, bk, &s.baseLat, cfg.LatencySpike, minInfo)
+	ev.selfLat, ev.selfSlow = judgeSelf(&s.self, bk, &s.baseSelf, cfg.LatencySpike, minInfo)
 	ev.ownShare = -1
 	if ev.w5.JoinedErr >= 5 {
 		ev.ownShare = ratio(ev.w5.OwnErrors, ev.w5.JoinedErr)
 	}
 }
 
-func (s *service) learn(dt, halfLife time.Duration) {
-	if s.ev.failing || s.ev.slow || s.origin {
+// judgeSelf runs the latency test on the exclusive time of the last minute
+// (or 30 s) of joined requests.
+func judgeSelf(r *histRing, bk int64, base *baseHist, cfg LatencyConfig, minInfo float64) (slowResult, bool) {
+	h1 := r.sum(bk, 6)
+	res := judgeSlow(&h1, base, cfg, minInfo)
+	if !res.slow {
+		h30 := r.sum(bk, 3)
+		if r30 := judgeSlow(&h30, base, cfg, minInfo); r30.slow {
+			res = r30
+		}
+	}
+	return res, res.slow
+}
+
+// knownHealthy reports whether the service's own server spans show it
+// answering normally now: enough recent requests, a baseline to judge them
+// by, neither failing nor slow. Callers that see it slow are then slow on
+// their side of the call, or on the network between.
+func (s *service) knownHealthy() bool {
+	ev := &s.ev
+	return ev.lat.n >= 3 && ev.lat.barMs > 0 && !ev.slow && !ev.failing
+}
+
+func (s *service) learnBaselines(bk int64, halfLife time.Duration) {
+	anomalous := s.ev.failing || s.ev.slow || s.ev.selfSlow || s.origin
+	from, to, ok := s.learn.due(bk, anomalous)
+	if !ok {
 		return
 	}
-	if s.ev.w1.Calls >= 10 {
-		s.baseErr.update(s.ev.err1, dt, halfLife)
-	}
-	if s.ev.w1.Calls >= 20 {
-		s.baseP99.update(s.ev.w1.Quantile(0.99), dt, halfLife)
+	decay := decayPerBucket(halfLife)
+	for b := from; b <= to; b++ {
+		if h := s.self.at(b); h != nil {
+			s.baseSelf.add(h, decay)
+		} else {
+			s.baseSelf.add(&Hist{}, decay)
+		}
+		c := s.in.at(b)
+		if c == nil {
+			s.baseLat.add(&Hist{}, decay)
+			s.baseErr.add(0, 0, decay)
+			continue
+		}
+		s.baseLat.add(&c.Hist, decay)
+		s.baseErr.add(c.Errors, c.judged(), decay)
 	}
 }

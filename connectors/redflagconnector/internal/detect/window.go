@@ -66,9 +66,13 @@ type Counts struct {
 	Calls     uint32
 	Errors    uint32
 	Client4xx uint32 // client errors, counted apart from Errors
+	// Cancelled calls were abandoned by their caller (gRPC CANCELLED, a
+	// "context canceled" error, an errgroup or hedge cancelling siblings):
+	// neither failures of the callee nor durations it took.
+	Cancelled uint32
 	Retries   uint32 // calls that were retries
 	Class     [NumClasses]uint32
-	Hist      [NumBins]uint32
+	Hist      Hist
 
 	// From parent/child joins inside one process (a sample of calls):
 	JoinedParents    uint32 // inbound requests of the caller that called this callee
@@ -94,13 +98,12 @@ func (c *Counts) Add(o *Counts) {
 	c.Calls += o.Calls
 	c.Errors += o.Errors
 	c.Client4xx += o.Client4xx
+	c.Cancelled += o.Cancelled
 	c.Retries += o.Retries
 	for i := range c.Class {
 		c.Class[i] += o.Class[i]
 	}
-	for i := range c.Hist {
-		c.Hist[i] += o.Hist[i]
-	}
+	c.Hist.Add(&o.Hist)
 	c.JoinedParents += o.JoinedParents
 	c.JoinedCalls += o.JoinedCalls
 	c.JoinedErr += o.JoinedErr
@@ -117,6 +120,9 @@ type Outcome struct {
 	Failed    bool
 	Class     Class
 	Client4xx bool // the caller's fault: counted apart, not a failure
+	// Cancelled: the caller abandoned the call; not a failure, and its
+	// duration says nothing about the callee.
+	Cancelled bool
 	Retry     bool
 	// OwnTimeout: the caller gave up at its own timeout (a client-side
 	// deadline), so the call's duration is the timeout. A 504 or 408 is a
@@ -127,6 +133,13 @@ type Outcome struct {
 // Observe records one call.
 func (c *Counts) Observe(ms float64, o Outcome) {
 	c.Calls++
+	if o.Retry {
+		c.Retries++
+	}
+	if o.Cancelled {
+		c.Cancelled++
+		return
+	}
 	c.Hist[BinOf(ms)]++
 	c.DurMsSum += ms
 	if o.Failed {
@@ -138,9 +151,6 @@ func (c *Counts) Observe(ms float64, o Outcome) {
 		}
 	} else if o.Client4xx {
 		c.Client4xx++
-	}
-	if o.Retry {
-		c.Retries++
 	}
 }
 
@@ -234,4 +244,46 @@ func (r *ring) sum(bucket int64, n int) Counts {
 		}
 	}
 	return out
+}
+
+// at returns the counts of one bucket, or nil when the ring does not hold it.
+func (r *ring) at(b int64) *Counts {
+	i := b % NumBuckets
+	if b >= 0 && r.epoch[i] == b {
+		return &r.c[i]
+	}
+	return nil
+}
+
+// histRing is a five-minute window of ten-second latency histograms.
+type histRing struct {
+	epoch [NumBuckets]int64
+	h     [NumBuckets]Hist
+}
+
+func (r *histRing) add(bucket int64, h *Hist) {
+	i := bucket % NumBuckets
+	if r.epoch[i] != bucket {
+		r.epoch[i] = bucket
+		r.h[i] = Hist{}
+	}
+	r.h[i].Add(h)
+}
+
+func (r *histRing) sum(bucket int64, n int) Hist {
+	var out Hist
+	for b := bucket - int64(n) + 1; b <= bucket; b++ {
+		if h := r.at(b); h != nil {
+			out.Add(h)
+		}
+	}
+	return out
+}
+
+func (r *histRing) at(b int64) *Hist {
+	i := b % NumBuckets
+	if b >= 0 && r.epoch[i] == b {
+		return &r.h[i]
+	}
+	return nil
 }

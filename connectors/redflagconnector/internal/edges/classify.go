@@ -14,16 +14,20 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 // facts are the attributes of one span that matter, read in a single pass.
 type facts struct {
-	servicePeer, peerService, serverAddr, netPeer string
-	dbSystem, dbNamespace, msgDest, url           string
-	httpStatus                                    int64 // -1 absent
-	grpcCode                                      int64 // -1 absent
-	errorType                                     string
-	resend                                        int64
+	peer       redflag.Peer
+	httpStatus int64 // -1 absent
+	grpcCode   int64 // -1 absent
+	errorType  string
+	resend     int64
+	// For claims on server spans: the address the service was reached at.
+	localAddr, hostName string
+	// For the operation of a client call (retries repeat one).
+	route, statement string
 }
 
 func (f *facts) reset() {
@@ -34,31 +38,10 @@ func (f *facts) reset() {
 func (f *facts) read(attrs pcommon.Map) {
 	f.reset()
 	for k, v := range attrs.All() {
+		if f.peer.Set(k, v) {
+			continue
+		}
 		switch k {
-		case "service.peer.name":
-			f.servicePeer = v.Str()
-		case "peer.service":
-			f.peerService = v.Str()
-		case "server.address":
-			f.serverAddr = v.Str()
-		case "net.peer.name":
-			f.netPeer = v.Str()
-		case "db.system.name":
-			f.dbSystem = v.Str()
-		case "db.system":
-			if f.dbSystem == "" {
-				f.dbSystem = v.Str()
-			}
-		case "db.namespace":
-			f.dbNamespace = v.Str()
-		case "db.name":
-			if f.dbNamespace == "" {
-				f.dbNamespace = v.Str()
-			}
-		case "messaging.destination.name":
-			f.msgDest = v.Str()
-		case "url.full", "http.url":
-			f.url = v.Str()
 		case "http.response.status_code", "http.status_code":
 			f.httpStatus = intValue(v)
 		case "rpc.grpc.status_code":
@@ -71,6 +54,14 @@ func (f *facts) read(attrs pcommon.Map) {
 			f.errorType = v.Str()
 		case "http.request.resend_count":
 			f.resend = intValue(v)
+		case "network.local.address", "net.host.ip", "net.sock.host.addr":
+			f.localAddr = v.Str()
+		case "net.host.name":
+			f.hostName = v.Str()
+		case "http.route", "url.template":
+			f.route = v.Str()
+		case "db.query.text", "db.statement":
+			f.statement = v.Str()
 		}
 	}
 }
@@ -106,50 +97,6 @@ func grpcCodeValue(v pcommon.Value) int64 {
 	return intValue(v)
 }
 
-// callee names the dependency of a client span: the first present of
-// service.peer.name, peer.service, server.address (net.peer.name), the
-// database (system/namespace), the messaging destination, or the URL's host.
-// The port is left out: on Kubernetes one name is one service, and a stable
-// name keeps alert labels and cardinality stable.
-func (f *facts) callee() string {
-	switch {
-	case f.servicePeer != "":
-		return f.servicePeer
-	case f.peerService != "":
-		return f.peerService
-	case f.serverAddr != "":
-		return f.serverAddr
-	case f.netPeer != "":
-		return f.netPeer
-	case f.dbSystem != "" && f.dbNamespace != "":
-		return f.dbSystem + "/" + f.dbNamespace
-	case f.dbSystem != "":
-		return f.dbSystem
-	case f.msgDest != "":
-		return f.msgDest
-	case f.url != "":
-		return urlHost(f.url)
-	}
-	return ""
-}
-
-func urlHost(u string) string {
-	_, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return ""
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	if h, _, ok := strings.Cut(rest, ":"); ok && !strings.HasPrefix(rest, "[") {
-		rest = h
-	}
-	return rest
-}
-
 // gRPC codes that are the caller's fault, counted apart like HTTP 4xx.
 func grpcClientCode(c int64) bool {
 	switch c {
@@ -160,11 +107,17 @@ func grpcClientCode(c int64) bool {
 }
 
 // outcome classifies a span. An error is status ERROR, HTTP >= 500 (and 408,
-// 429), a gRPC code other than OK and the client-fault codes, or error.type.
-// HTTP 4xx and client-fault gRPC codes count apart (Client4xx), even where an
-// instrumentation set status ERROR on a client span for them, as the
-// semantic conventions tell it to.
-func (f *facts) outcome(status ptrace.StatusCode) detect.Outcome {
+// 429), a gRPC code other than OK, CANCELLED and the client-fault codes, or
+// error.type. HTTP 4xx and client-fault gRPC codes count apart (Client4xx),
+// even where an instrumentation set status ERROR on a client span for them,
+// as the semantic conventions tell it to. A call its caller abandoned (gRPC
+// CANCELLED, HTTP 499, an error naming cancellation) counts apart too
+// (Cancelled): an errgroup cancelling the siblings of a failed call, a hedge
+// cancelling the slower attempt, a caller giving up are no failure of the
+// callee. msg is the span's status message, read only for failures whose
+// class the attributes do not tell (otelhttp sets error.type to the Go type,
+// *url.Error, and says what happened only in the message).
+func (f *facts) outcome(status ptrace.StatusCode, msg string) detect.Outcome {
 	o := detect.Outcome{Class: detect.ClassOther}
 	switch s := f.httpStatus; {
 	case s >= 500:
@@ -175,6 +128,9 @@ func (f *facts) outcome(status ptrace.StatusCode) detect.Outcome {
 		case 503:
 			o.Class = detect.ClassOverload
 		}
+	case s == 499:
+		o.Cancelled = true
+		return o
 	case s == 408:
 		o.Failed, o.Class = true, detect.ClassTimeout
 		return o
@@ -185,9 +141,14 @@ func (f *facts) outcome(status ptrace.StatusCode) detect.Outcome {
 		o.Client4xx = true
 	}
 	if c := f.grpcCode; c > 0 {
-		if grpcClientCode(c) {
+		switch {
+		case c == 1: // CANCELLED
+			if !o.Failed {
+				return detect.Outcome{Cancelled: true}
+			}
+		case grpcClientCode(c):
 			o.Client4xx = o.Client4xx || !o.Failed
-		} else {
+		default:
 			o.Failed = true
 			switch c {
 			case 4:
@@ -211,7 +172,33 @@ func (f *facts) outcome(status ptrace.StatusCode) detect.Outcome {
 	if status == ptrace.StatusCodeError {
 		o.Failed = true
 	}
+	if o.Failed && o.Class == detect.ClassOther && f.httpStatus < 0 && f.grpcCode <= 0 {
+		// No status code: the call failed before an answer came, and the
+		// error's type or message says why.
+		if (mentionsCancel(f.errorType) || mentionsCancel(msg)) && !isTimeout(f.errorType) && !isTimeout(msg) {
+			return detect.Outcome{Cancelled: true}
+		}
+		if c, ok := errorTypeClass(msg); ok {
+			o.Class = c
+			o.OwnTimeout = c == detect.ClassTimeout
+		}
+	}
 	return o
+}
+
+// mentionsCancel reports whether an error type or message names a
+// cancellation ("context canceled", "CancellationException", "operation was
+// canceled"). A cancellation that names a timeout is a timeout (Go's
+// "request canceled (Client.Timeout exceeded ...)", .NET's
+// TaskCanceledException "due to the configured HttpClient.Timeout"): the
+// caller checks isTimeout too.
+func mentionsCancel(s string) bool {
+	return s != "" && strings.Contains(strings.ToLower(s), "cancel")
+}
+
+func isTimeout(s string) bool {
+	c, ok := errorTypeClass(s)
+	return ok && c == detect.ClassTimeout
 }
 
 func numeric(s string) bool {

@@ -2,6 +2,7 @@ package edges
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"math"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
+	"github.com/vigilhq/vigil/internal/redflag"
 )
 
 // Settings configure an Extractor.
@@ -30,43 +32,35 @@ type Settings struct {
 
 // Stats counts what extraction saw and dropped.
 type Stats struct {
-	Spans, NoCallee       uint64
+	Spans uint64
+	// NoCallee counts client spans that name no dependency at all (their
+	// calls count against the caller's unknown_dependency).
+	NoCallee              uint64
 	JoinDropped, Expired  uint64
 	LogRecords, ErrorLogs uint64
 	DataPoints            uint64
 }
 
 // Extractor turns telemetry into detect.Batch observations. Traces, Logs and
-// Metrics may be called concurrently; only the join cache is shared, behind a
-// mutex taken once per batch.
+// Metrics may be called concurrently; only the join cache and the claim
+// cache are shared, behind a mutex taken once per batch.
 type Extractor struct {
 	set       Settings
 	threshold uint64 // span IDs below it are in the join sample
+	seed      maphash.Seed
 
 	mu      sync.Mutex
 	cur     map[uint64]*joinEntry
 	prev    map[uint64]*joinEntry
-	clients map[uint64]clientRef // sampled client spans, for alias learning
+	clients map[uint64]clientRef // client spans waiting for a server span of another service
 	prevCl  map[uint64]clientRef
 	rotated time.Time
-	learned map[string]bool // callees whose service is known
+	learned map[string]int64 // callee names a join tied to a service, and when (unix s)
+	claims  claimCache
 	stats   Stats
 }
 
 type clientRef struct{ caller, callee string }
-
-// joinEntry collects the client spans of one inbound request (by parent span ID).
-type joinEntry struct {
-	service string
-	n       int
-	calls   [8]joinCall
-}
-
-type joinCall struct {
-	callee          string
-	attempts, flags uint16 // flags: attempts marked as retries by resend_count
-	failures        uint16
-}
 
 // New returns an Extractor.
 func New(set Settings) *Extractor {
@@ -76,9 +70,11 @@ func New(set Settings) *Extractor {
 	return &Extractor{
 		set:       set,
 		threshold: uint64(math.Min(set.JoinSampleRatio, 1) * math.MaxUint64),
+		seed:      maphash.MakeSeed(),
 		cur:       map[uint64]*joinEntry{}, prev: map[uint64]*joinEntry{},
 		clients: map[uint64]clientRef{}, prevCl: map[uint64]clientRef{},
-		learned: map[string]bool{},
+		learned: map[string]int64{},
+		claims:  claimCache{last: map[claimKey]int64{}, max: max(set.MaxJoinEntries, 1024)},
 	}
 }
 
@@ -93,18 +89,6 @@ func idKey(id pcommon.SpanID) uint64 { return binary.LittleEndian.Uint64(id[:]) 
 
 func (x *Extractor) sampled(id pcommon.SpanID) bool {
 	return !id.IsEmpty() && (x.threshold == math.MaxUint64 || idKey(id) < x.threshold)
-}
-
-// joinOp is a span that takes part in a join, applied under the lock.
-type joinOp struct {
-	server    bool
-	service   string
-	callee    string
-	id, other uint64 // server: own ID; client: parent ID (other: own ID)
-	failed    bool
-	retry     bool
-	learn     bool
-	trace     [16]byte
 }
 
 // batchIndex aggregates one batch's observations by edge and service.
@@ -144,6 +128,30 @@ func addNamespace(b *detect.Batch, seen map[string]bool, svc string, res pcommon
 	}
 }
 
+// resourceClaims records the addresses a resource states for its service:
+// its pod IP (k8s.pod.ip, as the k8s_attributes processor or the downward
+// API set it), net.host.ip, and host.ip, which every service on a node
+// shares and which resolves only while one service claims it.
+func resourceClaims(bc *batchClaims, svc string, res pcommon.Resource) {
+	a := res.Attributes()
+	if v, ok := a.Get("k8s.pod.ip"); ok {
+		bc.add(v.Str(), svc, detect.ClaimAddress)
+	}
+	if v, ok := a.Get("net.host.ip"); ok {
+		bc.add(v.Str(), svc, detect.ClaimAddress)
+	}
+	if v, ok := a.Get("host.ip"); ok {
+		switch v.Type() {
+		case pcommon.ValueTypeStr:
+			bc.add(v.Str(), svc, detect.ClaimHost)
+		case pcommon.ValueTypeSlice:
+			for _, ip := range v.Slice().All() {
+				bc.add(ip.Str(), svc, detect.ClaimHost)
+			}
+		}
+	}
+}
+
 func serviceName(res pcommon.Resource) string {
 	if v, ok := res.Attributes().Get("service.name"); ok && v.Str() != "" {
 		return v.Str()
@@ -151,16 +159,37 @@ func serviceName(res pcommon.Resource) string {
 	return "unknown_service"
 }
 
+// opHash identifies the operation of a client call, for telling retries
+// (the same operation again) from distinct calls to one callee: the
+// statement of a database call, the URL of an HTTP call, the method of an
+// RPC, else the span's name.
+func (x *Extractor) opHash(name string, f *facts) uint64 {
+	var h maphash.Hash
+	h.SetSeed(x.seed)
+	h.WriteString(name)
+	switch {
+	case f.statement != "":
+		h.WriteString(f.statement)
+	case f.peer.URL() != "":
+		h.WriteString(f.peer.URL())
+	case f.route != "":
+		h.WriteString(f.route)
+	}
+	return h.Sum64()
+}
+
 // Traces adds what td says to b. now is the processing time.
 func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 	bi := batchIndex{edges: map[[2]string]int{}, services: map[string]int{}}
 	var ops []joinOp
+	var bc batchClaims
 	var f facts
 	var spans, noCallee uint64
 	nsSeen := map[string]bool{}
 	for _, rs := range td.ResourceSpans().All() {
 		svc := serviceName(rs.Resource())
 		addNamespace(b, nsSeen, svc, rs.Resource())
+		resourceClaims(&bc, svc, rs.Resource())
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
 				spans++
@@ -170,176 +199,78 @@ func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 					continue
 				}
 				f.read(sp.Attributes())
-				o := f.outcome(sp.Status().Code())
+				st := sp.Status()
+				msg := ""
+				if st.Code() == ptrace.StatusCodeError {
+					msg = st.Message()
+				}
+				o := f.outcome(st.Code(), msg)
 				if o.Failed && o.Class == detect.ClassOther && f.errorType == "" {
 					if o.Class = exceptionClass(sp.Events()); o.Class == detect.ClassTimeout && f.httpStatus < 0 {
 						o.OwnTimeout = true
 					}
 				}
-				failed := o.Failed
+				start, end := int64(sp.StartTimestamp()), int64(sp.EndTimestamp())
 				ms := 0.0
-				if e, s := sp.EndTimestamp(), sp.StartTimestamp(); e > s {
-					ms = float64(e-s) / 1e6
+				if end > start {
+					ms = float64(end-start) / 1e6
 				}
 				if kind == ptrace.SpanKindServer || kind == ptrace.SpanKindConsumer {
 					d := bi.service(b, svc)
 					o.Retry, o.OwnTimeout = false, false
 					d.Observe(ms, o)
-					if failed && d.ErrTrace == ([16]byte{}) {
+					if o.Failed && d.ErrTrace == ([16]byte{}) {
 						d.ErrTrace = sp.TraceID()
 					}
-					if x.sampled(sp.SpanID()) {
-						ops = append(ops, joinOp{server: true, service: svc, id: idKey(sp.SpanID()), other: idKey(sp.ParentSpanID()), failed: failed, trace: sp.TraceID()})
+					if kind == ptrace.SpanKindServer {
+						// The names this service was reached at.
+						bc.add(f.peer.Address(), svc, detect.ClaimAddress)
+						bc.add(f.localAddr, svc, detect.ClaimAddress)
+						bc.add(f.hostName, svc, detect.ClaimAddress)
+						bc.add(f.peer.RPCService(), svc, detect.ClaimRPC)
 					}
+					ops = append(ops, joinOp{server: true, service: svc, id: idKey(sp.SpanID()), parent: idKey(sp.ParentSpanID()),
+						start: start, end: max(end, start), failed: o.Failed, inProcess: x.sampled(sp.SpanID())})
 					continue
 				}
-				callee := f.callee()
-				if callee == "" {
+				callee, ck := f.peer.Callee()
+				if ck == redflag.KindNone {
+					callee = redflag.UnknownDependency
 					noCallee++
-					continue
 				}
-				retry := f.resend > 0
-				o.Retry = retry
+				o.Retry = f.resend > 0
 				d := bi.edge(b, svc, callee)
+				if d.Calls == 0 {
+					d.Kind = ck
+				}
 				d.Observe(ms, o)
-				if failed && d.ErrTrace == ([16]byte{}) {
+				if o.Failed && d.ErrTrace == ([16]byte{}) {
 					d.ErrTrace = sp.TraceID()
 				}
-				if x.sampled(sp.ParentSpanID()) {
-					ops = append(ops, joinOp{service: svc, callee: callee, id: idKey(sp.ParentSpanID()), other: idKey(sp.SpanID()), failed: failed, retry: retry,
-						learn: x.sampled(sp.SpanID())})
+				op := joinOp{service: svc, callee: callee, id: idKey(sp.SpanID()), parent: idKey(sp.ParentSpanID()),
+					start: start, end: max(end, start), failed: o.Failed, cancelled: o.Cancelled, retry: o.Retry,
+					inProcess: x.sampled(sp.ParentSpanID()),
+					learn:     kind == ptrace.SpanKindClient && ck != redflag.KindService && ck != redflag.KindNone}
+				if op.inProcess {
+					op.op = x.opHash(sp.Name(), &f)
+				}
+				if op.inProcess || op.learn {
+					ops = append(ops, op)
 				}
 			}
 		}
 	}
-	x.join(now, ops, b, &bi)
+	x.join(now, ops, b, &bi, &bc)
 	x.mu.Lock()
 	x.stats.Spans += spans
 	x.stats.NoCallee += noCallee
+	sec := now.Unix()
+	for _, c := range bc.list {
+		if x.claims.admit(claimKey{c.Name, c.Service, c.Kind}, sec) {
+			b.Claims = append(b.Claims, c)
+		}
+	}
 	x.mu.Unlock()
-}
-
-// join applies the batch's join operations: client spans wait in the cache
-// for their parent's server span; a server span completes its entry.
-func (x *Extractor) join(now time.Time, ops []joinOp, b *detect.Batch, bi *batchIndex) {
-	if len(ops) == 0 {
-		return
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if now.Sub(x.rotated) >= x.set.JoinTTL {
-		x.stats.Expired += uint64(len(x.prev))
-		x.prev, x.cur = x.cur, make(map[uint64]*joinEntry, len(x.cur))
-		x.prevCl, x.clients = x.clients, make(map[uint64]clientRef, len(x.clients))
-		x.rotated = now
-	}
-	// Clients first: a batch often holds a request's children and its server span.
-	for i := range ops {
-		op := &ops[i]
-		if op.server {
-			continue
-		}
-		e := x.cur[op.id]
-		if e == nil {
-			e = x.prev[op.id]
-		}
-		if e == nil {
-			if len(x.cur) >= x.set.MaxJoinEntries {
-				x.stats.JoinDropped++
-				continue
-			}
-			e = &joinEntry{service: op.service}
-			x.cur[op.id] = e
-		}
-		var c *joinCall
-		for j := 0; j < e.n; j++ {
-			if e.calls[j].callee == op.callee {
-				c = &e.calls[j]
-				break
-			}
-		}
-		if c == nil {
-			if e.n == len(e.calls) {
-				continue
-			}
-			e.calls[e.n] = joinCall{callee: op.callee}
-			c = &e.calls[e.n]
-			e.n++
-		}
-		c.attempts++
-		if op.retry {
-			c.flags++
-		}
-		if op.failed {
-			c.failures++
-		}
-		if op.learn && !x.learned[op.callee] && op.callee != op.service && len(x.clients) < x.set.MaxJoinEntries {
-			x.clients[op.other] = clientRef{caller: op.service, callee: op.callee}
-		}
-	}
-	for i := range ops {
-		op := &ops[i]
-		if !op.server {
-			continue
-		}
-		// Alias: this server span's parent is a client span of another service.
-		if ref, ok := x.clients[op.other]; ok || x.lookupPrevClient(op.other, &ref) {
-			if ref.caller != op.service && !x.learned[ref.callee] && ref.callee != op.service {
-				if len(x.learned) < 4*x.set.MaxJoinEntries {
-					x.learned[strings.Clone(ref.callee)] = true
-				}
-				b.Aliases = append(b.Aliases, detect.Alias{Callee: ref.callee, Service: op.service})
-			}
-			delete(x.clients, op.other)
-		}
-		e := x.cur[op.id]
-		if e != nil {
-			delete(x.cur, op.id)
-		} else if e = x.prev[op.id]; e != nil {
-			delete(x.prev, op.id)
-		}
-		sd := bi.service(b, op.service)
-		sd.Joined++
-		if e == nil || e.service != op.service {
-			if op.failed {
-				sd.JoinedErr++
-				sd.OwnErrors++
-			}
-			continue
-		}
-		childFailed := false
-		for j := 0; j < e.n; j++ {
-			c := &e.calls[j]
-			d := bi.edge(b, op.service, c.callee)
-			d.JoinedParents++
-			d.JoinedCalls += uint32(c.attempts)
-			if extra := int(c.attempts) - 1 - int(c.flags); extra > 0 {
-				d.Retries += uint32(extra)
-			}
-			if c.failures > 0 && c.failures == c.attempts {
-				childFailed = true
-				d.JoinedErr++
-				if op.failed {
-					d.JoinedPropagated++
-				}
-			}
-		}
-		if op.failed {
-			sd.JoinedErr++
-			if !childFailed {
-				sd.OwnErrors++
-			}
-		}
-	}
-}
-
-func (x *Extractor) lookupPrevClient(id uint64, ref *clientRef) bool {
-	r, ok := x.prevCl[id]
-	if ok {
-		*ref = r
-		delete(x.prevCl, id)
-	}
-	return ok
 }
 
 // Logs adds a batch of logs: per service the records and the error-level ones

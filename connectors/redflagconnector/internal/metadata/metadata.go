@@ -42,12 +42,21 @@ type TelemetryBuilder struct {
 	registration       metric.Registration
 }
 
+// Gauges are the values the builder's observable instruments report.
+type Gauges struct {
+	Edges, Services int64 // tracked now
+	Pending, Firing int64 // active alerts
+	// Cumulative: edge observations dropped at max_edges, edges expired,
+	// joins dropped at the cache bound and expired, client spans that named
+	// no dependency.
+	EdgesOverflow, EdgesExpired int64
+	JoinDropped, JoinExpired    int64
+	NoCallee                    int64
+}
+
 // Observed is read by the builder's observable gauges at collection time.
 type Observed interface {
-	// Gauges returns edges tracked, services tracked, active alerts (pending,
-	// firing), and the cumulative edges dropped at the cap and expired, joins
-	// dropped at the cache bound and expired.
-	Gauges() (edges, services, pending, firing, edgesOverflow, edgesExpired, joinDropped, joinExpired int64)
+	Gauges() Gauges
 }
 
 // NewTelemetryBuilder creates the instruments on set's MeterProvider.
@@ -102,23 +111,25 @@ func NewTelemetryBuilder(set component.TelemetrySettings, obs Observed) (*Teleme
 	expired := ctr("otelcol_connector_redflag_edges_evicted", "Edges forgotten after idle_expiry without calls.")
 	joinDropped := ctr("otelcol_connector_redflag_joins_dropped", "Client spans not joined because the join cache was full.")
 	joinExpired := ctr("otelcol_connector_redflag_joins_expired", "Join entries whose parent server span never arrived.")
+	noCallee := ctr("otelcol_connector_redflag_spans_without_callee", "Client spans that named no dependency; their calls count against the caller's unknown_dependency.")
 	if err != nil {
 		return nil, err
 	}
 	pendingAttr := metric.WithAttributes(stateAttr("pending"))
 	firingAttr := metric.WithAttributes(stateAttr("firing"))
 	tb.registration, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		e, s, p, f, ov, ex, jd, je := obs.Gauges()
-		o.ObserveInt64(edges, e)
-		o.ObserveInt64(services, s)
-		o.ObserveInt64(alerts, p, pendingAttr)
-		o.ObserveInt64(alerts, f, firingAttr)
-		o.ObserveInt64(overflow, ov)
-		o.ObserveInt64(expired, ex)
-		o.ObserveInt64(joinDropped, jd)
-		o.ObserveInt64(joinExpired, je)
+		g := obs.Gauges()
+		o.ObserveInt64(edges, g.Edges)
+		o.ObserveInt64(services, g.Services)
+		o.ObserveInt64(alerts, g.Pending, pendingAttr)
+		o.ObserveInt64(alerts, g.Firing, firingAttr)
+		o.ObserveInt64(overflow, g.EdgesOverflow)
+		o.ObserveInt64(expired, g.EdgesExpired)
+		o.ObserveInt64(joinDropped, g.JoinDropped)
+		o.ObserveInt64(joinExpired, g.JoinExpired)
+		o.ObserveInt64(noCallee, g.NoCallee)
 		return nil
-	}, edges, services, alerts, overflow, expired, joinDropped, joinExpired)
+	}, edges, services, alerts, overflow, expired, joinDropped, joinExpired, noCallee)
 	return tb, err
 }
 

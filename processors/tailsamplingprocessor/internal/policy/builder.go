@@ -6,14 +6,9 @@ import (
 	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
-)
 
-// FlagSet is the red-flag connector's live state as the red_flag policy reads
-// it: flagged caller -> callee edges and flagged services.
-type FlagSet struct {
-	Edges    map[[2]string]bool
-	Services map[string]bool
-}
+	"github.com/vigilhq/vigil/internal/redflag"
+)
 
 // Builder builds evaluators from policy configs, compiling their span-level
 // conditions into one Compiler.
@@ -22,7 +17,7 @@ type Builder struct {
 	Set component.TelemetrySettings
 	// Flags is where red_flag policies read the flagged edges; the processor
 	// fills it from the status extension.
-	Flags *atomic.Pointer[FlagSet]
+	Flags *atomic.Pointer[redflag.FlagSet]
 	// RedFlagStatus collects the status extension names red_flag policies use.
 	RedFlagStatus []string
 	// Built holds the policies BuildAll returned, for the caller's convenience.

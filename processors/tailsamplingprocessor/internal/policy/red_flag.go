@@ -11,7 +11,10 @@ import (
 // service.name) the redflag connector has flagged, or whose client call
 // crosses a flagged caller -> callee edge, marks its trace, so the traces
 // that explain an incident are kept while it lasts. The flagged set is read
-// at ingest from the status extension the connector publishes to.
+// at ingest from the status extension the connector publishes to; callees
+// are named and resolved by the contract both share (redflag.FlagSet.Match),
+// so a call the connector flags toward a database, a queue, a DNS name or a
+// pod IP is matched here too.
 func buildRedFlag(b *Builder, c *Config, _ level) (Evaluator, error) {
 	if c.RedFlag == nil || c.RedFlag.Status == "" {
 		return nil, errors.New("red_flag: status must name the vigil_status extension the redflag connector publishes to")
@@ -27,22 +30,11 @@ func buildRedFlag(b *Builder, c *Config, _ level) (Evaluator, error) {
 	flags := b.Flags
 	b.C.span = append(b.C.span, spanPred{bit: bit, match: func(sp ptrace.Span, res pcommon.Map) bool {
 		fs := flags.Load()
-		if fs == nil || (len(fs.Services) == 0 && len(fs.Edges) == 0) {
+		if fs.Empty() {
 			return false
 		}
 		svc, _ := res.Get("service.name")
-		if fs.Services[svc.Str()] {
-			return true
-		}
-		if sp.Kind() != ptrace.SpanKindClient && sp.Kind() != ptrace.SpanKindProducer {
-			return false
-		}
-		for _, k := range []string{"service.peer.name", "peer.service", "server.address", "net.peer.name"} {
-			if v, ok := sp.Attributes().Get(k); ok && v.Str() != "" {
-				return fs.Edges[[2]string{svc.Str(), v.Str()}] || fs.Services[v.Str()]
-			}
-		}
-		return false
+		return fs.Match(svc.Str(), sp)
 	}})
 	return &bitPolicy{bit: bit}, nil
 }

@@ -1,0 +1,204 @@
+package detect
+
+import (
+	"math"
+	"time"
+)
+
+// Hist is a latency histogram in the bins of BinOf.
+type Hist [NumBins]uint32
+
+// Add adds o to h.
+func (h *Hist) Add(o *Hist) {
+	for i := range h {
+		h[i] += o[i]
+	}
+}
+
+// Total returns the number of durations in h.
+func (h *Hist) Total() uint32 {
+	var n uint32
+	for _, c := range h {
+		n += c
+	}
+	return n
+}
+
+// baseHist is a series' normal latency: a histogram of the durations it has
+// seen, each bucket's weight halving every half-life, learned one bucket at
+// a time, a minute behind the present (see learner). The total weight is
+// about rate x half-life / ln 2 once it has seen that long.
+type baseHist struct {
+	h [NumBins]float32
+	n float32
+}
+
+func (b *baseHist) add(h *Hist, decay float32) {
+	b.n = 0
+	for i := range b.h {
+		b.h[i] = b.h[i]*decay + float32(h[i])
+		b.n += b.h[i]
+	}
+}
+
+// quantile estimates the q-quantile in milliseconds, as Counts.Quantile.
+func (b *baseHist) quantile(q float64) float64 {
+	if b.n <= 0 {
+		return 0
+	}
+	rank := q * float64(b.n)
+	var cum float64
+	for i, c := range b.h {
+		n := float64(c)
+		if n <= 0 {
+			continue
+		}
+		if cum+n >= rank {
+			lo, hi := BinUpperMs(i-1), BinUpperMs(i)
+			if i == 0 {
+				lo = hi / 2
+			}
+			if math.IsInf(hi, 1) {
+				return lo
+			}
+			return lo * math.Pow(hi/lo, (rank-cum)/n)
+		}
+		cum += n
+	}
+	return BinUpperMs(NumBins - 2)
+}
+
+// shareAtLeast returns the share of the weight at or above ms.
+func (b *baseHist) shareAtLeast(ms float64) float64 {
+	if b.n <= 0 {
+		return 0
+	}
+	return histShareAtLeast(b.h[:], ms) / float64(b.n)
+}
+
+// histShareAtLeast counts the weight of bins above ms, and the bin covering
+// ms in proportion.
+func histShareAtLeast[T uint32 | float32](h []T, ms float64) float64 {
+	var above float64
+	for i, c := range h {
+		if c == 0 {
+			continue
+		}
+		n := float64(c)
+		lo, hi := BinUpperMs(i-1), BinUpperMs(i)
+		if i == 0 {
+			lo = 0
+		}
+		switch {
+		case lo >= ms:
+			above += n
+		case hi > ms:
+			if math.IsInf(hi, 1) {
+				above += n
+			} else {
+				above += n * (hi - ms) / (hi - lo)
+			}
+		}
+	}
+	return above
+}
+
+// learner feeds a baseline one bucket at a time, lagLearn buckets behind the
+// present, and only buckets the detectors judged normal for a whole lag: a
+// bucket is learned once the series has been quiet for lagLearn evaluations
+// after it, so the onset of an incident never becomes its own baseline.
+type learner struct {
+	next       int64 // the next bucket to consider
+	quietSince int64 // bucket from which the series has been judged normal (-1: not now)
+}
+
+// lagLearn is how far (in buckets) learning trails the present: the
+// detectors' recent window.
+const lagLearn = 6
+
+// due returns the buckets (from, to] that may be learned at bk, given
+// whether the series is anomalous now; an anomalous stretch is skipped.
+func (l *learner) due(bk int64, anomalous bool) (from, to int64, ok bool) {
+	if l.next == 0 {
+		l.next, l.quietSince = bk-NumBuckets+1, bk-NumBuckets+1
+	}
+	if anomalous {
+		l.quietSince = -1
+		l.next = bk + 1
+		return 0, 0, false
+	}
+	if l.quietSince < 0 {
+		l.quietSince = bk
+	}
+	to = bk - lagLearn
+	from = max(l.next, l.quietSince)
+	if to < from {
+		return 0, 0, false
+	}
+	l.next = to + 1
+	return from, to, true
+}
+
+// decayPerBucket is the weight a baseline keeps per bucket of age.
+func decayPerBucket(halfLife time.Duration) float32 {
+	return float32(math.Exp2(-float64(BucketWidth) / float64(halfLife)))
+}
+
+// slowResult is one latency test of a recent window against a baseline.
+type slowResult struct {
+	slow       bool
+	share      float64 // share of recent calls at or beyond the bar
+	barMs      float64 // the bar: max(factor x baseline p90, baseline p90 + min delta)
+	baseP90    float64
+	recentP50  float64
+	recentP90  float64
+	n, k       float64 // recent calls, and how many reached the bar
+	baseWeight float64
+}
+
+// judgeSlow tests whether recent calls got slow against their baseline:
+// the share of recent calls at or beyond the bar, which only about one in a
+// hundred normal calls reaches, must be at least minShare, count at least
+// three calls, and be significant against the baseline's own share at the
+// bar (a Chernoff bound: a few calls a minute can alert when all of them are
+// slow, a busy edge needs its share to be more than noise). The baseline's
+// share is smoothed towards 2% while it holds few calls, so a young baseline
+// asks for more evidence.
+func judgeSlow(recent *Hist, base *baseHist, cfg LatencyConfig, minInfo float64) slowResult {
+	r := slowResult{baseWeight: float64(base.n)}
+	var c Counts
+	c.Hist = *recent
+	r.n = float64(recent.Total())
+	if r.n == 0 || float64(base.n) < float64(cfg.MinBaseline) {
+		return r
+	}
+	r.baseP90 = base.quantile(0.9)
+	r.recentP50, r.recentP90 = c.Quantile(0.5), c.Quantile(0.9)
+	r.barMs = max(cfg.Factor*r.baseP90, r.baseP90+float64(cfg.MinDelta.Milliseconds()))
+	r.share = c.ShareAtLeast(r.barMs)
+	r.k = r.share * r.n
+	p0 := (float64(base.shareAtLeast(r.barMs))*float64(base.n) + 0.02*priorWeight) / (float64(base.n) + priorWeight)
+	r.slow = r.k >= 3 && r.share >= cfg.MinShare && significant(r.k, r.n, p0, minInfo)
+	return r
+}
+
+// priorWeight is how many calls' worth of prior belief a baseline share
+// starts from (2% slow, see judgeSlow).
+const priorWeight = 50
+
+// rateBase is a series' normal failure rate: failures and calls, each
+// bucket's weight halving every half-life, learned like baseHist. Its
+// estimate mixes in a prior rate weighing as much as ten calls, so a short
+// history with no failure does not claim a rate of zero.
+type rateBase struct{ k, n float32 }
+
+func (r *rateBase) add(k, n uint32, decay float32) {
+	r.k = r.k*decay + float32(k)
+	r.n = r.n*decay + float32(n)
+}
+
+// p returns the estimated rate with the prior mixed in.
+func (r *rateBase) p(prior float64) float64 {
+	const w = 10
+	return (float64(r.k) + prior*w) / (float64(r.n) + w)
+}
