@@ -185,5 +185,3 @@ func TestFlaggedEdgesAreMatchedBySampler(t *testing.T) {
 	}
 	assert.False(t, kept[100], "a healthy call of checkout is not kept by the red_flag policy")
 }
-
-
