@@ -128,6 +128,8 @@ func grpcCode(r result) int64 {
 	switch r.kind {
 	case rOK:
 		return 0
+	case rCancelled:
+		return 1
 	case rClient:
 		if r.code == 404 {
 			return 5
@@ -145,7 +147,7 @@ func grpcCode(r result) int64 {
 	return 2
 }
 
-var grpcNames = map[int64]string{0: "OK", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE"}
+var grpcNames = map[int64]string{0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE"}
 
 // grpcServerError lists the codes a gRPC server span marks as ERROR (semconv).
 func grpcServerError(code int64) bool {
@@ -198,6 +200,16 @@ func exceptionType(lang string, k rkind) string {
 			return "System.Threading.Tasks.TaskCanceledException"
 		}
 		return "*url.Error"
+	case rCancelled:
+		switch lang {
+		case "java":
+			return "java.util.concurrent.CancellationException"
+		case "python":
+			return "asyncio.exceptions.CancelledError"
+		case "dotnet":
+			return "System.Threading.Tasks.TaskCanceledException"
+		}
+		return "*url.Error"
 	case rConnect:
 		switch lang {
 		case "java":
@@ -246,6 +258,11 @@ func errMessage(lang string, k rkind) string {
 		return "context deadline exceeded"
 	case rConnect:
 		return "Connection refused"
+	case rCancelled:
+		if lang == "dotnet" {
+			return "A task was canceled."
+		}
+		return "context canceled"
 	case rBreaker:
 		return "CircuitBreaker is OPEN and does not permit further calls"
 	case rExtError:
@@ -342,14 +359,15 @@ func (s *Sim) emitServer(r *request) {
 			a.PutStr("rpc.system", "grpc")
 			a.PutStr("rpc.service", svc.rpcSvc)
 			a.PutStr("rpc.method", op.rpcName)
-			a.PutStr("server.address", svc.short)
+			a.PutStr("server.address", serverAddress(inst))
 			a.PutInt("server.port", 8080)
 			a.PutInt("rpc.grpc.status_code", code)
 		default:
+			// The current conventions: a fully qualified rpc.method, no
+			// rpc.service.
 			a.PutStr("rpc.system.name", "grpc")
-			a.PutStr("rpc.service", svc.rpcSvc)
-			a.PutStr("rpc.method", op.rpcName)
-			a.PutStr("server.address", svc.short)
+			a.PutStr("rpc.method", svc.rpcSvc+"/"+op.rpcName)
+			a.PutStr("server.address", serverAddress(inst))
 			a.PutInt("server.port", 8080)
 			a.PutStr("rpc.response.status_code", grpcNames[code])
 			if isErr {
@@ -382,7 +400,7 @@ func (s *Sim) emitClient(c *call, res result) {
 	sp.SetEndTimestamp(pcommon.Timestamp(s.now))
 	a := sp.Attributes()
 	a.EnsureCapacity(10)
-	local := res.kind == rTimeout || res.kind == rConnect || res.kind == rBreaker
+	local := res.kind == rTimeout || res.kind == rConnect || res.kind == rBreaker || res.kind == rCancelled
 	isErr := false
 	errType := ""
 	switch {
@@ -486,6 +504,15 @@ func (s *Sim) emitClient(c *call, res result) {
 		if res.kind == rBreaker {
 			code = -1 // never sent: no gRPC status
 		}
+		addr := st.addr
+		if caller.svc.spec.DialByIP && gen != Old {
+			// otelgrpc's stats handler: the peer's address from the
+			// connection, none when no connection carried the call.
+			addr = ""
+			if c.inst != nil && res.kind != rConnect && res.kind != rBreaker {
+				addr = c.inst.ip
+			}
+		}
 		switch gen {
 		case Old:
 			a.PutStr("rpc.system", "grpc")
@@ -500,17 +527,20 @@ func (s *Sim) emitClient(c *call, res result) {
 			a.PutStr("rpc.system", "grpc")
 			a.PutStr("rpc.service", callee.rpcSvc)
 			a.PutStr("rpc.method", st.op.rpcName)
-			a.PutStr("server.address", st.addr)
-			a.PutInt("server.port", st.port)
+			if addr != "" {
+				a.PutStr("server.address", addr)
+				a.PutInt("server.port", st.port)
+			}
 			if code >= 0 {
 				a.PutInt("rpc.grpc.status_code", code)
 			}
 		default:
 			a.PutStr("rpc.system.name", "grpc")
-			a.PutStr("rpc.service", callee.rpcSvc)
-			a.PutStr("rpc.method", st.op.rpcName)
-			a.PutStr("server.address", st.addr)
-			a.PutInt("server.port", st.port)
+			a.PutStr("rpc.method", callee.rpcSvc+"/"+st.op.rpcName)
+			if addr != "" {
+				a.PutStr("server.address", addr)
+				a.PutInt("server.port", st.port)
+			}
 			if code >= 0 {
 				a.PutStr("rpc.response.status_code", grpcNames[code])
 			}
@@ -536,6 +566,12 @@ func (s *Sim) emitClient(c *call, res result) {
 		errType = exceptionType(lang, rConnect)
 	case rBreaker:
 		errType = "circuit_breaker_open"
+	case rCancelled:
+		if st.svc != nil && st.svc.spec.Protocol == GRPC {
+			errType = "CANCELLED"
+		} else {
+			errType = exceptionType(lang, rCancelled)
+		}
 	}
 	sp.Status().SetCode(ptrace.StatusCodeError)
 	sp.Status().SetMessage(clientMessage(lang, res))
@@ -571,7 +607,7 @@ func extHTTPStatus(r result) int64 {
 
 func clientMessage(lang string, r result) string {
 	switch r.kind {
-	case rTimeout, rConnect, rBreaker:
+	case rTimeout, rConnect, rBreaker, rCancelled:
 		return errMessage(lang, r.kind)
 	case rClient:
 		return ""
@@ -947,3 +983,13 @@ func (s *Sim) durationHistogram(ms pmetric.MetricSlice, inst *instance, start, n
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// serverAddress is what a Go gRPC server's span names as its own address:
+// the pod IP its connection arrived at (otelgrpc reads the local address);
+// other servers name the service.
+func serverAddress(inst *instance) string {
+	if inst.svc.spec.Language == "go" {
+		return inst.ip
+	}
+	return inst.svc.short
+}

@@ -27,6 +27,7 @@ const (
 	rTimeout           // client side: the attempt timed out
 	rConnect           // client side: connection refused
 	rBreaker           // client side: circuit breaker open
+	rCancelled         // client side: the caller cancelled the call (a failed sibling)
 )
 
 type result struct {
@@ -35,7 +36,7 @@ type result struct {
 }
 
 func (r result) ok() bool     { return r.kind == rOK }
-func (r result) failed() bool { return r.kind != rOK && r.kind != rClient }
+func (r result) failed() bool { return r.kind != rOK && r.kind != rClient && r.kind != rCancelled }
 
 // propagate maps a failed call to the caller's own outcome.
 func propagate(r result) result {
@@ -88,6 +89,7 @@ const (
 	evDeployStart
 	evDeployReady
 	evLagEnd
+	evResume
 )
 
 // ref names one attempt of a call; it goes stale when the attempt resolves
@@ -211,6 +213,12 @@ type service struct {
 	leakPool  string
 	breakers  int // breaker-guarded call sites
 	pools     []*external
+	// starve is the median delay (ns) before a starved instance's
+	// goroutines handle a response (CPU starvation; 0 = off).
+	starve float64
+	// linkDelay is added to every hop into and out of the service (its
+	// network got slow; 0 = off).
+	linkDelay int64
 }
 
 type operation struct {
@@ -277,6 +285,7 @@ type instance struct {
 	series       []*series
 	memNoise     float64
 	resourceAttr [][2]string
+	ip           string // the pod IP
 }
 
 type pool struct {
@@ -306,6 +315,7 @@ type request struct {
 	bad    int16
 	cpu    float64 // compute needed (ns) for the queued segment
 	id     int64
+	calls  []*call // the current step's calls in flight
 	next   *request
 }
 
@@ -429,6 +439,7 @@ type Sim struct {
 	freeReq  *request
 	freeCall *call
 	inflight int
+	podIPs   int64 // pod IPs handed out
 
 	b     batch
 	stats Stats
@@ -614,6 +625,9 @@ func (s *Sim) newInstance(svc *service, version string) *instance {
 	}
 	inst.id = uuid(s.rng)
 	inst.pod = svc.spec.Name + "-" + randName(s.rng, 10) + "-" + randName(s.rng, 5)
+	// Every pod gets a fresh IP, as a restart does on Kubernetes.
+	s.podIPs++
+	inst.ip = "10.42." + itoa(s.podIPs/250) + "." + itoa(s.podIPs%250+2)
 	for _, e := range svc.pools {
 		inst.pools = append(inst.pools, &pool{ext: e, max: e.spec.Pool})
 	}
@@ -628,6 +642,9 @@ func (s *Sim) newInstance(svc *service, version string) *instance {
 		{"k8s.node.name", inst.node},
 		{"telemetry.sdk.language", svc.spec.Language},
 		{"telemetry.sdk.name", "opentelemetry"},
+	}
+	if svc.spec.PodIP {
+		inst.resourceAttr = append(inst.resourceAttr, [2]string{"k8s.pod.ip", inst.ip})
 	}
 	svc.all = append(svc.all, inst)
 	s.insts = append(s.insts, inst)
@@ -677,8 +694,16 @@ func (s *Sim) dispatch(e *event) {
 		s.deliver(e.ref, e.inst)
 	case evCPUDone:
 		s.cpuDone(e.r)
+	case evResume:
+		s.resume(e.r)
 	case evResponse:
 		if e.ref.live() {
+			// A starved caller handles the answer late: its client span
+			// (and its request) runs on past the response.
+			if st := e.ref.c.r.inst.svc.starve; st > 0 && e.n == 0 {
+				s.schedule(event{at: s.now + int64(s.lognormal(st, 0.5)), kind: evResponse, ref: e.ref, res: e.res, n: 1})
+				return
+			}
 			s.resolve(e.ref.c, e.res)
 		}
 	case evTimeout:
@@ -794,7 +819,7 @@ func (s *Sim) newRequest() *request {
 	s.inflight++
 	if r := s.freeReq; r != nil {
 		s.freeReq = r.next
-		*r = request{}
+		*r = request{calls: r.calls[:0]}
 		return r
 	}
 	return &request{}
@@ -878,6 +903,17 @@ func (s *Sim) cpuDone(r *request) {
 	if inst.cpuQ.len() > 0 {
 		s.runCPU(inst.cpuQ.pop())
 	}
+	if st := inst.svc.starve; st > 0 {
+		// Starved of CPU: the request's goroutine runs again only after a
+		// scheduling delay (a CFS quota exhausted, a noisy neighbour).
+		s.schedule(event{at: s.now + int64(s.lognormal(st, 0.5)), kind: evResume, r: r})
+		return
+	}
+	s.resume(r)
+}
+
+// resume goes on with a request after a compute segment.
+func (s *Sim) resume(r *request) {
 	switch r.phase {
 	case phasePre:
 		r.phase = phaseSteps
@@ -929,6 +965,7 @@ func (s *Sim) runStep(r *request, i int) {
 			c := s.newCall(r, st)
 			r.out++
 			n++
+			r.calls = append(r.calls, c)
 			s.startAttempt(c)
 		}
 		if n > 0 {
@@ -955,7 +992,7 @@ func (s *Sim) finish(r *request, worked bool) {
 	s.emitServer(r)
 	s.recordRequest(r)
 	if r.from.c != nil {
-		s.schedule(event{at: s.now + s.netLatency(), kind: evResponse, ref: r.from, res: r.res})
+		s.schedule(event{at: s.now + s.netLatency() + inst.svc.linkDelay, kind: evResponse, ref: r.from, res: r.res})
 	}
 	s.freeRequest(r)
 	if worked {
@@ -1055,7 +1092,7 @@ func (s *Sim) send(c *call) {
 		s.schedule(event{at: s.now + 500_000 + s.rng.Int64N(1_000_000), kind: evResponse, ref: rf, res: result{kind: rConnect}})
 		return
 	}
-	s.schedule(event{at: s.now + s.netLatency(), kind: evDeliver, ref: rf, inst: inst})
+	s.schedule(event{at: s.now + s.netLatency() + svc.linkDelay, kind: evDeliver, ref: rf, inst: inst})
 }
 
 // resolve ends the current attempt of c with res: client span, breaker,
@@ -1101,11 +1138,42 @@ func (s *Sim) resolve(c *call, res result) {
 			}
 		}
 	}
+	r.calls = removeCall(r.calls, c)
 	s.freeCallObj(c)
 	r.out--
+	if r.res.failed() && r.op.spec.FailFast {
+		s.cancelSiblings(r)
+	}
 	if r.out == 0 {
 		s.stepDone(r)
 	}
+}
+
+// cancelSiblings ends every call of r's step still in flight, as an errgroup
+// does when one of its calls fails: each client span ends CANCELLED at once,
+// and a late answer is ignored. The callees go on serving them.
+func (s *Sim) cancelSiblings(r *request) {
+	for _, c := range r.calls {
+		if c.holdsConn {
+			c.holdsConn = false
+			s.release(r.inst.pools[c.site.pidx])
+		}
+		if c.spanned && !c.done {
+			s.emitClient(c, result{kind: rCancelled})
+		}
+		s.freeCallObj(c)
+		r.out--
+	}
+	r.calls = r.calls[:0]
+}
+
+func removeCall(list []*call, c *call) []*call {
+	for i, x := range list {
+		if x == c {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
 }
 
 func (s *Sim) release(p *pool) {
@@ -1184,6 +1252,17 @@ func (s *Sim) applyEffect(e *effect, on bool) {
 		s.byName[e.target].slow = 1
 		if on {
 			s.byName[e.target].slow = e.factor
+		}
+	case effStarve:
+		svc := s.byName[e.target]
+		svc.slow, svc.starve = 1, 0
+		if on {
+			svc.slow, svc.starve = e.factor, e.share*float64(time.Millisecond)
+		}
+	case effLinkDelay:
+		s.byName[e.target].linkDelay = 0
+		if on {
+			s.byName[e.target].linkDelay = int64(e.factor * float64(time.Millisecond))
 		}
 	case effExtSlow:
 		s.exts[e.target].slow = 1

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -23,7 +24,8 @@ type rec struct {
 	id, parent         pcommon.SpanID
 	start, end         int64
 	isErr              bool
-	callee             string // client: peer as addressed, without the cluster suffix
+	callee             string // client: the callee's service (see resolveCallees)
+	rpcMethod          string
 	route              string
 	httpStatus         int64
 	rpcCode            string // gRPC status name, from either attribute
@@ -62,6 +64,9 @@ func flatten(td ptrace.Traces, out []rec) []rec {
 				}
 				if v, ok := a.Get("http.route"); ok {
 					r.route = v.Str()
+				}
+				if v, ok := a.Get("rpc.method"); ok {
+					r.rpcMethod = v.Str()
 				}
 				for _, k := range []string{"http.response.status_code", "http.status_code"} {
 					if v, ok := a.Get(k); ok {
@@ -106,7 +111,44 @@ func simulate(t testing.TB, cfg Config, d time.Duration) run {
 		out.logs = append(out.logs, b.Logs)
 		out.metrics = append(out.metrics, b.Metrics)
 	}
+	resolveCallees(out.spans)
 	return out
+}
+
+// resolveCallees names the callee of client spans that name it by a pod IP
+// (the service of their child server span, or of any span that did) or not
+// at all (the service whose gRPC service the method belongs to), as the
+// simulator addressed it: the tests check the simulator, not the detectors.
+func resolveCallees(spans []rec) {
+	byID := map[pcommon.SpanID]string{}
+	for _, s := range spans {
+		if s.kind == ptrace.SpanKindServer {
+			byID[s.parent] = s.svc
+		}
+	}
+	byIP, byRPC := map[string]string{}, map[string]string{}
+	for _, s := range spans {
+		if svc, ok := byID[s.id]; ok && s.kind == ptrace.SpanKindClient {
+			if net.ParseIP(s.callee) != nil {
+				byIP[s.callee] = svc
+			}
+			if s.rpcMethod != "" {
+				byRPC[strings.SplitN(s.rpcMethod, "/", 2)[0]] = svc
+			}
+		}
+	}
+	for i := range spans {
+		s := &spans[i]
+		if s.kind != ptrace.SpanKindClient {
+			continue
+		}
+		if svc, ok := byIP[s.callee]; ok {
+			s.callee = svc
+		}
+		if s.callee == "" && s.rpcMethod != "" {
+			s.callee = byRPC[strings.SplitN(s.rpcMethod, "/", 2)[0]]
+		}
+	}
 }
 
 // window selects spans that started in [from, to).

@@ -190,6 +190,8 @@ const (
 	effDeploy                     // rolling restart of target
 	effClient4xx                  // share of root requests are bad client requests
 	effScale                      // target scaled out to int(factor) ready instances at `at`
+	effStarve                     // service starved of CPU: compute factor slower, responses handled share ms late
+	effLinkDelay                  // every hop into and out of service takes factor ms longer
 )
 
 type effect struct {
@@ -254,6 +256,21 @@ func (b *build) edgeExpect(alertname, origin string) []Expectation {
 	return out
 }
 
+// edgeExpectWithin is edgeExpect for the callers whose calls to origin have
+// a timeout of at least minTimeout.
+func (b *build) edgeExpectWithin(alertname, origin string, minTimeout time.Duration) []Expectation {
+	var out []Expectation
+	seen := map[string]bool{}
+	for _, ref := range b.topo.callSites(origin) {
+		if seen[ref.caller] || ref.call.Timeout < minTimeout {
+			continue
+		}
+		seen[ref.caller] = true
+		out = append(out, Expectation{Alertname: alertname, Labels: map[string]string{"service": ref.caller, "callee": origin}})
+	}
+	return out
+}
+
 func originExpect(alertname, origin string) Expectation {
 	return Expectation{Alertname: alertname, Labels: map[string]string{"origin_service": origin}}
 }
@@ -272,6 +289,34 @@ func errorDependency(b *build, origin string, start, end time.Duration) {
 	b.effects = append(b.effects, effect{kind: effSvcFail, at: start, until: end, target: origin, share: share, res: rInternal})
 	exp := append(b.edgeExpect(AlertDependencyErrorSpike, origin), originExpect(AlertCascadingFailure, origin))
 	b.fault(Fault{Origin: origin, Kind: "errors", Size: share, Detail: fmt.Sprintf("fails %.0f%% of requests (internal error)", 100*share),
+		Expect: exp, Tolerate: secondary}, start, end)
+}
+
+// cpuStarvation starves origin of CPU (a noisy neighbour, a CPU limit set
+// too low): its own compute runs factor slower and its goroutines handle
+// every answer late, so its requests and every call it makes look slow from
+// its side, while its callees answer as fast as ever. Latency only: the
+// slowdown stays inside its callers' timeouts.
+func cpuStarvation(b *build, origin string, start, end time.Duration) {
+	factor := b.uniform(1.5, 2.5)
+	delay := b.uniform(40, 90)
+	b.effects = append(b.effects, effect{kind: effStarve, at: start, until: end, target: origin, factor: factor, share: delay})
+	// A caller with a short timeout may see the slowdown as timeouts (an
+	// error spike, tolerated): latency is expected where the timeout leaves
+	// room for it.
+	exp := append(b.edgeExpectWithin(AlertDependencyLatencySpike, origin, time.Second), originExpect(AlertCascadingFailure, origin))
+	b.fault(Fault{Origin: origin, Kind: "cpu", Size: factor, Detail: fmt.Sprintf("starved of CPU: compute %.1fx slower, its work scheduled ~%.0f ms late", factor, delay),
+		Expect: exp, Tolerate: secondary}, start, end)
+}
+
+// networkDelay slows every link into and out of origin by a fixed delay
+// (its node's network, a sidecar gone wrong): its callers see it slow,
+// while its own server spans do not. Latency only.
+func networkDelay(b *build, origin string, start, end time.Duration) {
+	delay := b.uniform(120, 250)
+	b.effects = append(b.effects, effect{kind: effLinkDelay, at: start, until: end, target: origin, factor: delay})
+	exp := append(b.edgeExpectWithin(AlertDependencyLatencySpike, origin, time.Second), originExpect(AlertCascadingFailure, origin))
+	b.fault(Fault{Origin: origin, Kind: "network-delay", Size: delay, Detail: fmt.Sprintf("every hop into it %.0f ms slower", delay),
 		Expect: exp, Tolerate: secondary}, start, end)
 }
 
@@ -302,6 +347,20 @@ var scenarios = []scenarioDef{
 			Description: "an external PostgreSQL (inventory-db or catalog-db) becomes 400-800x slower (lock contention: queries hit the 1 s statement timeout); callers time out, pools and workers fill, the frontend fails"},
 		build: func(b *build) {
 			slowDependency(b, b.pick("inventory-db", "catalog-db"), b.cfg.FaultAfter, b.cfg.FaultAfter+b.cfg.FaultDuration)
+		},
+	},
+	{
+		info: ScenarioInfo{Name: "cpu-starvation", Expect: []string{AlertCascadingFailure, AlertDependencyLatencySpike},
+			Description: "catalog or checkout is starved of CPU (compute 1.5-2.5x slower, every scheduling of its work 40-90 ms late): its own code and every call it makes look slow from its side while its callees are fine; its callers slow down, nothing fails"},
+		build: func(b *build) {
+			cpuStarvation(b, b.pick("catalog", "checkout"), b.cfg.FaultAfter, b.cfg.FaultAfter+b.cfg.FaultDuration)
+		},
+	},
+	{
+		info: ScenarioInfo{Name: "network-delay", Expect: []string{AlertCascadingFailure, AlertDependencyLatencySpike},
+			Description: "every link into inventory, shipping or search gets 120-250 ms slower (its network, not its code): callers see it slow, its own server spans do not; nothing fails"},
+		build: func(b *build) {
+			networkDelay(b, b.pick("inventory", "shipping", "search"), b.cfg.FaultAfter, b.cfg.FaultAfter+b.cfg.FaultDuration)
 		},
 	},
 	{

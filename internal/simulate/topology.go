@@ -86,6 +86,14 @@ type Service struct {
 	// FQDN makes this service address internal callees as
 	// "<name>.<namespace>.svc.cluster.local" instead of "<name>".
 	FQDN bool
+	// DialByIP makes this service's gRPC client spans name the callee by
+	// the pod IP its connection reached, and by nothing at all (only the
+	// method) when the call failed before a connection carried it, as
+	// otelgrpc's stats handler does for a headless Service.
+	DialByIP bool
+	// PodIP makes this service state its pod IP (k8s.pod.ip) on its
+	// resource, as the downward API or the k8s_attributes processor set it.
+	PodIP bool
 	// Ops are the operations (HTTP routes or gRPC methods) it serves.
 	Ops []Operation
 }
@@ -99,6 +107,9 @@ type Operation struct {
 	CPU time.Duration
 	// Steps run one after another; the calls of one step run in parallel.
 	Steps [][]Call
+	// FailFast cancels a step's calls still in flight when one of them fails
+	// (an errgroup): their client spans end CANCELLED.
+	FailFast bool
 }
 
 // Call is a call site: one outbound call an operation makes.
@@ -179,9 +190,9 @@ func DefaultTopology() Topology {
 				Name: "frontend", Version: "2.14.1", Protocol: HTTP, Semconv: Latest, Language: "go",
 				Instances: 3, Workers: 200, Queue: 500, CPU: 1,
 				MemoryLimit: 512 * mb, MemoryBase: 120 * mb, MemoryPerRequest: 256 << 10,
-				ErrorRate: 0.0004,
+				ErrorRate: 0.0004, DialByIP: true,
 				Ops: []Operation{
-					{Name: "GET /api/products/{id}", Weight: 0.45, CPU: 2 * ms, Steps: [][]Call{{
+					{Name: "GET /api/products/{id}", Weight: 0.45, CPU: 2 * ms, FailFast: true, Steps: [][]Call{{
 						{Target: "catalog", Op: "GET /products/{id}", Timeout: 1500 * ms, Attempts: 2, Backoff: 100 * ms, MaxBackoff: time.Second, RetryTimeouts: true},
 						{Target: "recommendation", Op: "GET /recommendations", Timeout: 800 * ms, Attempts: 1, Fallback: true,
 							Breaker: &Breaker{Consecutive: 10, Ratio: 0.5, Window: 40, Open: 15 * time.Second}},
@@ -196,7 +207,7 @@ func DefaultTopology() Topology {
 					{Name: "POST /api/checkout", Weight: 0.08, CPU: 3 * ms, Steps: [][]Call{{
 						{Target: "checkout", Op: "POST /orders", Timeout: 8 * time.Second, Attempts: 2, Backoff: 200 * ms, MaxBackoff: 2 * time.Second},
 					}}},
-					{Name: "GET /", Weight: 0.07, CPU: 3 * ms, Steps: [][]Call{{
+					{Name: "GET /", Weight: 0.07, CPU: 3 * ms, FailFast: true, Steps: [][]Call{{
 						{Target: "catalog", Op: "GET /products", Timeout: 1500 * ms, Attempts: 2, Backoff: 100 * ms, MaxBackoff: time.Second, RetryTimeouts: true},
 						{Target: "recommendation", Op: "GET /recommendations", Timeout: 800 * ms, Attempts: 1, Fallback: true,
 							Breaker: &Breaker{Consecutive: 10, Ratio: 0.5, Window: 40, Open: 15 * time.Second}},
@@ -209,7 +220,7 @@ func DefaultTopology() Topology {
 				MemoryLimit: 1024 * mb, MemoryBase: 420 * mb, MemoryPerRequest: 1 * mb,
 				ErrorRate: 0.0002, PeerService: true, FQDN: true,
 				Ops: []Operation{
-					{Name: "POST /orders", CPU: 4 * ms, Steps: [][]Call{
+					{Name: "POST /orders", CPU: 4 * ms, FailFast: true, Steps: [][]Call{
 						{grpcRetry("cart", "GetCart", 500*ms, 2)},
 						{grpcRetry("inventory", "Reserve", time.Second, 3), grpcRetry("shipping", "GetQuote", time.Second, 2)},
 						{{Target: "payments", Op: "POST /v1/charges", Timeout: 3 * time.Second, Attempts: 3, Backoff: 100 * ms, MaxBackoff: 2 * time.Second}},
@@ -266,8 +277,8 @@ func DefaultTopology() Topology {
 				Name: "search", Version: "0.12.4", Protocol: GRPC, Semconv: Latest, Language: "go",
 				Instances: 2, Workers: 64, Queue: 128, CPU: 0.5,
 				MemoryLimit: 512 * mb, MemoryBase: 200 * mb, MemoryPerRequest: 1 * mb,
-				ErrorRate: 0.0002,
-				Ops:       []Operation{{Name: "Query", CPU: 15 * ms}},
+				ErrorRate: 0.0002, PodIP: true,
+				Ops: []Operation{{Name: "Query", CPU: 15 * ms}},
 			},
 			{
 				Name: "recommendation", Version: "1.4.0", Protocol: HTTP, Semconv: Stable, Language: "python",
@@ -282,15 +293,15 @@ func DefaultTopology() Topology {
 				Name: "shipping", Version: "2.0.1", Protocol: GRPC, Semconv: Latest, Language: "go",
 				Instances: 2, Workers: 64, Queue: 128, CPU: 0.25,
 				MemoryLimit: 128 * mb, MemoryBase: 30 * mb, MemoryPerRequest: 64 << 10,
-				ErrorRate: 0.0002,
-				Ops:       []Operation{{Name: "GetQuote", CPU: 2 * ms}},
+				ErrorRate: 0.0002, PodIP: true,
+				Ops: []Operation{{Name: "GetQuote", CPU: 2 * ms}},
 			},
 			{
 				Name: "currency", Version: "1.1.9", Protocol: GRPC, Semconv: Stable, Language: "go",
 				Instances: 2, Workers: 64, Queue: 128, CPU: 0.25,
 				MemoryLimit: 128 * mb, MemoryBase: 25 * mb, MemoryPerRequest: 32 << 10,
-				ErrorRate: 0.0001,
-				Ops:       []Operation{{Name: "Convert", CPU: 500 * time.Microsecond}},
+				ErrorRate: 0.0001, PodIP: true,
+				Ops: []Operation{{Name: "Convert", CPU: 500 * time.Microsecond}},
 			},
 		},
 		Externals: []External{

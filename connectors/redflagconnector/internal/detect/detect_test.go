@@ -119,3 +119,46 @@ func TestResolveAliases(t *testing.T) {
 		assert.Equal(t, want, e.resolve(in), in)
 	}
 }
+
+// The latency test fits its counts: three calls a minute that all got slow
+// are enough against a long history, one slow call among three is not, a
+// busy edge needs its slow share to be more than noise, and a distribution
+// that shifted as a whole counts even when it stays under twice its p90.
+func TestJudgeSlow(t *testing.T) {
+	cfg := DefaultConfig().LatencySpike
+	bits := 14 * math.Ln2
+	normal := func(n int, ms float64) *baseHist {
+		var b baseHist
+		var h Hist
+		for i := 0; i < n; i++ {
+			h[BinOf(ms*(0.7+0.6*float64(i%10)/10))]++
+		}
+		b.add(&h, 1)
+		return &b
+	}
+	recent := func(pairs ...float64) *Hist {
+		var h Hist
+		for i := 0; i+1 < len(pairs); i += 2 {
+			h[BinOf(pairs[i+1])] += uint32(pairs[i])
+		}
+		return &h
+	}
+	for _, c := range []struct {
+		name string
+		base *baseHist
+		hist *Hist
+		slow bool
+	}{
+		{"three of three slow, quiet edge", normal(200, 20), recent(3, 400), true},
+		{"one of three slow", normal(200, 20), recent(2, 20, 1, 400), false},
+		{"two of two slow: too few", normal(200, 20), recent(2, 400), false},
+		{"no history", normal(10, 20), recent(30, 400), false},
+		{"busy edge, 5% slow", normal(5000, 20), recent(570, 20, 30, 400), false},
+		{"busy edge, 40% slow", normal(5000, 20), recent(360, 20, 240, 400), true},
+		{"whole distribution +60% of 500 ms", normal(5000, 500), recent(600, 800), true},
+		{"whole distribution +3 ms of 5 ms", normal(5000, 5), recent(600, 8), false},
+	} {
+		r := judgeSlow(c.hist, c.base, cfg, bits)
+		assert.Equal(t, c.slow, r.slow, "%s: %+v", c.name, r)
+	}
+}

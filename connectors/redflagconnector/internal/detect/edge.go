@@ -29,6 +29,7 @@ type edge struct {
 	baseLat          baseHist
 	baseNear         ewma
 	baseFanout       ewma
+	baseParent       ewma // mean duration of the caller's requests that call this callee
 
 	ev      edgeEval
 	flagged bool
@@ -56,7 +57,11 @@ type edgeEval struct {
 	storm, stormKeep       bool
 	amplification          float64
 	propagation            float64 // -1 when not measured
-	anomalous              bool
+	// parentRise is how much longer, on average, the caller's own requests
+	// that called this callee took in the last minute than normally (ms; 0
+	// when not measured).
+	parentRise float64
+	anomalous  bool
 }
 
 func (ed *edge) timeout(cfg Config) float64 {
@@ -144,6 +149,10 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	if w5.JoinedErr >= 5 {
 		ev.propagation = ratio(w5.JoinedPropagated, w5.JoinedErr)
 	}
+	ev.parentRise = 0
+	if w1.JoinedParents >= 3 && ed.baseParent.ready(6) {
+		ev.parentRise = float64(w1.JoinedParentMs)/float64(w1.JoinedParents) - ed.baseParent.v
+	}
 
 	// RetryStorm (the unhealthy-callee part is decided with the graph).
 	rs := cfg.RetryStorm
@@ -182,7 +191,7 @@ func judgeRecent(r *ring, bk int64, base *baseHist, cfg LatencyConfig, minInfo f
 			res = r30
 		}
 	}
-	keep := res.n > 0 && res.barMs > 0 && res.share >= cfg.MinShare/2
+	keep := res.n > 0 && res.barMs > 0 && (res.share >= cfg.MinShare/2 || res.recentP50-res.baseP50 >= float64(cfg.MinDelta.Milliseconds()))
 	return res, res.slow, keep
 }
 
@@ -232,6 +241,9 @@ func (ed *edge) learnBaselines(bk int64, dt, halfLife time.Duration) {
 	if w1.JoinedParents >= 10 {
 		ed.baseFanout.update(float64(w1.JoinedCalls)/float64(w1.JoinedParents), dt, halfLife)
 	}
+	if w1.JoinedParents >= 3 {
+		ed.baseParent.update(float64(w1.JoinedParentMs)/float64(w1.JoinedParents), dt, halfLife)
+	}
 }
 
 // merge folds o, the edge of another name for the same callee, into ed:
@@ -271,6 +283,9 @@ func (ed *edge) merge(o *edge) {
 	}
 	if o.baseFanout.n > ed.baseFanout.n {
 		ed.baseFanout = o.baseFanout
+	}
+	if o.baseParent.n > ed.baseParent.n {
+		ed.baseParent = o.baseParent
 	}
 	ed.flagged = ed.flagged || o.flagged
 }

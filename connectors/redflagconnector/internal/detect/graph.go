@@ -63,22 +63,63 @@ func (e *Engine) buildGraph() *graph {
 }
 
 // edgeOrigins names where an anomalous edge's trouble starts. A failing
-// edge, or a slow one whose callee's own server spans are slow too (or
-// unseen), leads into the callee. A slow edge whose callee answers normally
-// on its own side was slow on the caller's side of the call or on the
-// network between: the caller is the origin when it is starved itself (the
-// time its requests spend in its own code grew, or its calls to several
-// healthy callees all got slow), else the callee, whose links are slow.
+// edge, or a slow one whose callee's own server spans got slow too, leads
+// into the callee. A slow edge whose callee answers as fast as before on
+// its own side (or has no server spans to tell, a database) was slow on the
+// caller's side of the call when the caller is starved itself: the time its
+// requests spend in its own code grew, or its calls to several callees that
+// are fine on their own side all got slow. Otherwise the callee is the
+// origin: its links are slow, or, without server spans, it is.
 func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPath map[string]bool) []string {
 	if !ed.failing() {
-		if s, ok := e.services[ed.callee]; ok && s.knownHealthy() {
+		switch e.side(ed) {
+		case sideBetween:
 			if e.callerStarved(g, ed.caller) {
 				return []string{ed.caller}
 			}
 			return []string{ed.callee}
+		case sideUnseen:
+			if e.callerStarved(g, ed.caller) {
+				return []string{ed.caller}
+			}
 		}
 	}
 	return e.originsOf(g, ed.callee, memo, onPath)
+}
+
+// callSide is where a slow call's extra time was spent, as far as the
+// callee's own server spans tell.
+type callSide uint8
+
+const (
+	// sideInside: the callee's own requests got slow too.
+	sideInside callSide = iota
+	// sideBetween: the callee's requests take as long as before: the time
+	// went on the caller's side or the network.
+	sideBetween
+	// sideUnseen: the callee has no server spans to judge by (a database,
+	// an external API, a service whose spans go to another agent).
+	sideUnseen
+)
+
+// side judges a slow edge against its callee's server spans: the callee's
+// requests count as slow too when their p90 rose by at least half as much
+// as the calls' p90 did (a callee's server spans mix every caller and
+// operation, so only a comparable rise says the time was spent inside it).
+func (e *Engine) side(ed *edge) callSide {
+	s, ok := e.services[ed.callee]
+	if !ok || s.ev.lat.n < 3 || s.ev.lat.barMs == 0 {
+		return sideUnseen
+	}
+	if s.ev.failing {
+		return sideInside
+	}
+	rise := ed.ev.lat.recentP90 - ed.ev.lat.baseP90
+	own := s.ev.lat.recentP90 - s.ev.lat.baseP90
+	if rise <= 0 || own >= rise/2 {
+		return sideInside
+	}
+	return sideBetween
 }
 
 // callerStarved reports whether a service's own side of its calls is what
@@ -88,25 +129,23 @@ func (e *Engine) callerStarved(g *graph, caller string) bool {
 	if ok && s.ev.selfSlow {
 		return true
 	}
-	healthySlow := map[string]bool{}
+	between := map[string]bool{}
 	for _, out := range g.out[caller] {
-		if out.failing() {
-			continue
-		}
-		if c, ok := e.services[out.callee]; ok && c.knownHealthy() {
-			healthySlow[out.callee] = true
+		if !out.failing() && e.side(out) == sideBetween {
+			between[out.callee] = true
 		}
 	}
-	return len(healthySlow) >= 2
+	return len(between) >= 2
 }
 
 // isOrigin: a node with anomalous edges into it whose trouble is its own:
 // none of its own calls are anomalous, most of its sampled failed requests
 // had no failed call beneath them, or the time its requests spend in its
 // own code got far longer while the calls it makes are slow only on its own
-// side (their callees answer normally). A service whose requests queue up
-// behind calls to a callee in trouble also spends longer in its own code:
-// that callee, not the queue, is where it started.
+// side (none fails, and their callees are fine on their side or cannot
+// tell). A service whose requests wait on a callee in trouble (retry
+// backoffs, queues) also spends longer in its own code: that callee, not
+// the waiting, is where it started.
 func (e *Engine) isOrigin(g *graph, n string) bool {
 	if len(g.out[n]) == 0 {
 		return true
@@ -122,10 +161,7 @@ func (e *Engine) isOrigin(g *graph, n string) bool {
 		return false
 	}
 	for _, out := range g.out[n] {
-		if out.failing() {
-			return false
-		}
-		if c, ok := e.services[out.callee]; !ok || !c.knownHealthy() {
+		if out.failing() || e.side(out) == sideInside {
 			return false
 		}
 	}
@@ -218,7 +254,7 @@ func (e *Engine) incidents(g *graph) []*incident {
 				continue
 			}
 			caller := ed.caller
-			callerHurt := len(g.in[caller]) > 0
+			callerHurt := len(g.in[caller]) > 0 || e.slowReachesCaller(ed)
 			if s, ok := e.services[caller]; ok && (s.ev.failing || s.ev.slow) {
 				callerHurt = true
 			}
@@ -233,4 +269,19 @@ func (e *Engine) incidents(g *graph) []*incident {
 		}
 	}
 	return out
+}
+
+// slowReachesCaller reports whether a slow edge made the caller's own
+// requests that call it slower, by at least half of what the calls
+// themselves gained (and the least delta that counts): a caller that waits
+// for the callee passes the slowdown on, one that does not (asynchronous
+// calls, a hedge) contains it. Measured from in-process joins, so it holds
+// for a route that is a small share of the caller's traffic too.
+func (e *Engine) slowReachesCaller(ed *edge) bool {
+	if !ed.ev.slow && !ed.ev.slowKeep {
+		return false
+	}
+	gained := ed.ev.lat.recentP50 - ed.baseLat.quantile(0.5)
+	need := max(gained/2, float64(e.cfg.LatencySpike.MinDelta.Milliseconds()))
+	return gained > 0 && ed.ev.parentRise >= need
 }

@@ -148,7 +148,8 @@ func decayPerBucket(halfLife time.Duration) float32 {
 type slowResult struct {
 	slow       bool
 	share      float64 // share of recent calls at or beyond the bar
-	barMs      float64 // the bar: max(factor x baseline p90, baseline p90 + min delta)
+	barMs      float64 // the bar the share was measured at
+	baseP50    float64
 	baseP90    float64
 	recentP50  float64
 	recentP90  float64
@@ -156,31 +157,51 @@ type slowResult struct {
 	baseWeight float64
 }
 
-// judgeSlow tests whether recent calls got slow against their baseline:
-// the share of recent calls at or beyond the bar, which only about one in a
-// hundred normal calls reaches, must be at least minShare, count at least
-// three calls, and be significant against the baseline's own share at the
-// bar (a Chernoff bound: a few calls a minute can alert when all of them are
-// slow, a busy edge needs its share to be more than noise). The baseline's
-// share is smoothed towards 2% while it holds few calls, so a young baseline
-// asks for more evidence.
+// judgeSlow tests whether recent calls got slow against their baseline, in
+// two ways, both distribution-free: a tail that grew (at least minShare of
+// the calls reach max(factor x the normal p90, normal p90 + min delta), a
+// bar about one normal call in a hundred reaches) or a shift of the whole
+// distribution (at least half the calls beyond the normal p90, which one in
+// ten reaches, and the median up by at least min delta). Either share must
+// count three calls or more and be significant against how often normal
+// calls reach its bar (a Chernoff bound): a few calls a minute can alert
+// when all of them are slow, a busy edge needs more than noise. The
+// baseline's shares are smoothed towards a prior while it holds few calls,
+// so a young baseline asks for more evidence.
 func judgeSlow(recent *Hist, base *baseHist, cfg LatencyConfig, minInfo float64) slowResult {
 	r := slowResult{baseWeight: float64(base.n)}
 	var c Counts
 	c.Hist = *recent
 	r.n = float64(recent.Total())
-	if r.n == 0 || float64(base.n) < float64(cfg.MinBaseline) {
+	if r.n == 0 || float64(base.n) < cfg.MinBaseline {
 		return r
 	}
-	r.baseP90 = base.quantile(0.9)
+	r.baseP50, r.baseP90 = base.quantile(0.5), base.quantile(0.9)
 	r.recentP50, r.recentP90 = c.Quantile(0.5), c.Quantile(0.9)
-	r.barMs = max(cfg.Factor*r.baseP90, r.baseP90+float64(cfg.MinDelta.Milliseconds()))
+	minDelta := float64(cfg.MinDelta.Milliseconds())
+	p0 := func(bar, prior float64) float64 {
+		return (base.shareAtLeast(bar)*float64(base.n) + prior*priorWeight) / (float64(base.n) + priorWeight)
+	}
+	// The tail.
+	r.barMs = max(cfg.Factor*r.baseP90, r.baseP90+minDelta)
 	r.share = c.ShareAtLeast(r.barMs)
 	r.k = r.share * r.n
-	p0 := (float64(base.shareAtLeast(r.barMs))*float64(base.n) + 0.02*priorWeight) / (float64(base.n) + priorWeight)
-	r.slow = r.k >= 3 && r.share >= cfg.MinShare && significant(r.k, r.n, p0, minInfo)
+	r.slow = r.k >= 3 && r.share >= cfg.MinShare && significant(r.k, r.n, p0(r.barMs, 0.02), minInfo)
+	if r.slow {
+		return r
+	}
+	// The shift.
+	shift := c.ShareAtLeast(r.baseP90)
+	if k := shift * r.n; k >= 3 && shift >= shiftShare && r.recentP50-r.baseP50 >= minDelta &&
+		significant(k, r.n, p0(r.baseP90, 0.1), minInfo) {
+		r.slow, r.barMs, r.share, r.k = true, r.baseP90, shift, k
+	}
 	return r
 }
+
+// shiftShare is the share of calls beyond the normal p90 that makes a shift:
+// half of them, against one in ten normally.
+const shiftShare = 0.5
 
 // priorWeight is how many calls' worth of prior belief a baseline share
 // starts from (2% slow, see judgeSlow).

@@ -79,6 +79,9 @@ type Counts struct {
 	JoinedCalls      uint32 // calls those requests made to the callee
 	JoinedErr        uint32 // of those requests, ones whose calls to the callee failed
 	JoinedPropagated uint32 // ... and whose own server span failed too
+	// JoinedParentMs sums the durations of the JoinedParents requests: how
+	// long the caller's requests that called this callee took.
+	JoinedParentMs float32
 
 	// For services (inbound server spans):
 	OwnErrors uint32 // failed requests with no failed child call in the join sample
@@ -108,6 +111,7 @@ func (c *Counts) Add(o *Counts) {
 	c.JoinedCalls += o.JoinedCalls
 	c.JoinedErr += o.JoinedErr
 	c.JoinedPropagated += o.JoinedPropagated
+	c.JoinedParentMs += o.JoinedParentMs
 	c.OwnErrors += o.OwnErrors
 	c.Joined += o.Joined
 	c.DurMsSum += o.DurMsSum

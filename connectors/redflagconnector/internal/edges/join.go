@@ -235,6 +235,7 @@ func (x *Extractor) join(now time.Time, ops []joinOp, b *detect.Batch, bi *batch
 			}
 			d := bi.edge(b, op.service, c.callee)
 			d.JoinedParents++
+			d.JoinedParentMs += float32(dur) / 1e6
 			failed := false
 			for k := j; k < int(e.nc); k++ {
 				ck := &e.calls[k]
