@@ -23,14 +23,16 @@ import (
 )
 
 // The simulated cascade every assertion below shares: catalog-db (or
-// inventory-db, by seed) turns slow 30 s in, for 3 minutes; the connector
+// inventory-db, by seed) turns slow a minute in (the detectors judge a rate
+// against a history of their own, learned a minute behind the present), for
+// 3 minutes; the connector
 // fires CascadingFailure about 30-40 s after the fault starts and resolves it
 // about a minute after the fault ends. slow-dependency also makes callers time
 // out, so the connector learns timeouts and every dashboard panel has data.
 const (
 	cascadeScenario = "slow-dependency"
 	cascadeSeed     = "3"
-	faultAfter      = 30 * time.Second
+	faultAfter      = 60 * time.Second
 	faultDuration   = 3 * time.Minute
 	// The Alertmanager outage: from the fault's start, for two minutes, so
 	// the alert fires while it is down.

@@ -40,7 +40,9 @@ func scrapeAlerts(t *testing.T) []string {
 func TestDefaultConfigFlagsASimulatedCascade(t *testing.T) {
 	requireDefaultPortsFree(t)
 	startAgent(t, 13133)
-	const faultAfter = 45 * time.Second
+	// A minute of healthy traffic first: a rate is judged against the
+	// edge's own history, learned a minute behind the present.
+	const faultAfter = 60 * time.Second
 	cmd := exec.Command(vigilBin, "simulate", "--scenario", "error-dependency", "--seed", "3",
 		"--fault-after", faultAfter.String(), "--fault-duration", "5m", "--duration", "10m")
 	stdout, err := cmd.StdoutPipe()

@@ -2,6 +2,7 @@ package redflagconnector
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -30,8 +31,15 @@ func cpuTime(b *testing.B) time.Duration {
 // it (a run lasts seconds); T3 minus T2 in benchmarks/ is the whole cost in
 // the agent.
 func BenchmarkConsumeTraces(b *testing.B) {
+	for _, join := range []float64{0.25, 1} {
+		b.Run(fmt.Sprintf("join=%g", join), func(b *testing.B) { benchConsume(b, join) })
+	}
+}
+
+func benchConsume(b *testing.B, join float64) {
 	ctx := context.Background()
 	cfg := createDefaultConfig().(*Config)
+	cfg.JoinSampleRatio = join
 	c, err := NewFactory().CreateTracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
 	require.NoError(b, err)
 	require.NoError(b, c.Start(ctx, componenttest.NewNopHost()))

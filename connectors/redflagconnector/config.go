@@ -21,8 +21,12 @@ type Config struct {
 	// (ALERTS series, edge metrics, alert events) are emitted.
 	EvaluationInterval time.Duration `mapstructure:"evaluation_interval"`
 	// JoinSampleRatio is the share of inbound requests whose child calls are
-	// joined to them (propagation, sibling retries, fan-out, own failures).
-	// Ratios estimate well from a sample; every span still counts in the edges.
+	// joined to them (propagation, sibling retries, fan-out, own failures,
+	// the time requests spend in their own code). 1 by default: joining a
+	// parent and its children inside one process costs about as much as
+	// counting them, and a quiet service needs every request it has. Lower
+	// it only for services so busy that a sample tells as much; every span
+	// still counts in the edges.
 	JoinSampleRatio float64 `mapstructure:"join_sample_ratio"`
 	// MaxJoinEntries bounds the join cache (~200 bytes an entry).
 	MaxJoinEntries int `mapstructure:"max_join_entries"`

@@ -44,7 +44,7 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		Config:             detect.DefaultConfig(),
 		EvaluationInterval: 10 * time.Second,
-		JoinSampleRatio:    0.25,
+		JoinSampleRatio:    1,
 		MaxJoinEntries:     100_000,
 		EdgeMetrics:        true,
 	}

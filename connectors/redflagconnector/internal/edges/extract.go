@@ -56,6 +56,8 @@ type Extractor struct {
 	prevCl  map[uint64]clientRef
 	rotated time.Time
 	learned map[string]int64 // callee names a join tied to a service, and when (unix s)
+	tried   map[string]int64 // callee names a client span waits for a join for, and when (unix s)
+	free    []*joinEntry     // completed entries, for reuse
 	claims  claimCache
 	stats   Stats
 }
@@ -73,8 +75,8 @@ func New(set Settings) *Extractor {
 		seed:      maphash.MakeSeed(),
 		cur:       map[uint64]*joinEntry{}, prev: map[uint64]*joinEntry{},
 		clients: map[uint64]clientRef{}, prevCl: map[uint64]clientRef{},
-		learned: map[string]int64{},
-		claims:  claimCache{last: map[claimKey]int64{}, max: max(set.MaxJoinEntries, 1024)},
+		learned: map[string]int64{}, tried: map[string]int64{},
+		claims: claimCache{last: map[claimKey]int64{}, max: max(set.MaxJoinEntries, 1024)},
 	}
 }
 
@@ -178,10 +180,19 @@ func (x *Extractor) opHash(name string, f *facts) uint64 {
 	return h.Sum64()
 }
 
+// opsPool holds the scratch slices of join operations Traces builds.
+var opsPool = sync.Pool{New: func() any { return new([]joinOp) }}
+
 // Traces adds what td says to b. now is the processing time.
 func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 	bi := batchIndex{edges: map[[2]string]int{}, services: map[string]int{}}
-	var ops []joinOp
+	opsBuf := opsPool.Get().(*[]joinOp)
+	ops := (*opsBuf)[:0]
+	defer func() {
+		clear(ops)
+		*opsBuf = ops[:0]
+		opsPool.Put(opsBuf)
+	}()
 	var bc batchClaims
 	var f facts
 	var spans, noCallee uint64
@@ -250,7 +261,7 @@ func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 				op := joinOp{service: svc, callee: callee, id: idKey(sp.SpanID()), parent: idKey(sp.ParentSpanID()),
 					start: start, end: max(end, start), failed: o.Failed, cancelled: o.Cancelled, retry: o.Retry,
 					inProcess: x.sampled(sp.ParentSpanID()),
-					learn:     kind == ptrace.SpanKindClient && ck != redflag.KindService && ck != redflag.KindNone}
+					learn:     kind == ptrace.SpanKindClient && (ck == redflag.KindHost || ck == redflag.KindAddress || ck == redflag.KindRPC)}
 				if op.inProcess {
 					op.op = x.opHash(sp.Name(), &f)
 				}

@@ -14,8 +14,8 @@ import (
 type joinEntry struct {
 	service string
 	nc, ni  uint8
-	calls   [10]joinCall
-	iv      [12]interval
+	calls   [8]joinCall
+	iv      [8]interval
 }
 
 // joinCall is one operation on one callee inside a request: attempts beyond
@@ -157,7 +157,14 @@ func (x *Extractor) join(now time.Time, ops []joinOp, b *detect.Batch, bi *batch
 			continue
 		}
 		if op.learn && len(x.clients) < x.set.MaxJoinEntries {
-			if _, ok := x.learned[op.callee]; !ok {
+			// Wait for the child server span of one call per name and
+			// second until a join ties the name to a service: a name that
+			// never joins (an external API) costs little.
+			if _, ok := x.learned[op.callee]; !ok && x.tried[op.callee] != now.Unix() {
+				if len(x.tried) >= x.set.MaxJoinEntries {
+					clear(x.tried)
+				}
+				x.tried[op.callee] = now.Unix()
 				x.clients[op.id] = clientRef{caller: op.service, callee: op.callee}
 			}
 		}
@@ -173,7 +180,7 @@ func (x *Extractor) join(now time.Time, ops []joinOp, b *detect.Batch, bi *batch
 				x.stats.JoinDropped++
 				continue
 			}
-			e = &joinEntry{service: op.service}
+			e = x.newEntry(op.service)
 			x.cur[op.parent] = e
 		}
 		e.addCall(op.callee, op.op, op.retry, op.failed, op.cancelled)
@@ -208,6 +215,9 @@ func (x *Extractor) join(now time.Time, ops []joinOp, b *detect.Batch, bi *batch
 		sd.Joined++
 		dur := op.end - op.start
 		if e == nil || e.service != op.service {
+			if e != nil {
+				x.freeEntry(e)
+			}
 			// No call beneath it: all its time is its own.
 			sd.Self[detect.BinOf(float64(dur)/1e6)]++
 			if op.failed {
@@ -264,8 +274,30 @@ func (x *Extractor) join(now time.Time, ops []joinOp, b *detect.Batch, bi *batch
 				sd.OwnErrors++
 			}
 		}
+		x.freeEntry(e)
 	}
 }
+
+// newEntry takes an entry from the free list (under x.mu).
+func (x *Extractor) newEntry(service string) *joinEntry {
+	if n := len(x.free); n > 0 {
+		e := x.free[n-1]
+		x.free = x.free[:n-1]
+		*e = joinEntry{service: service}
+		return e
+	}
+	return &joinEntry{service: service}
+}
+
+// freeEntry returns a completed entry to the free list (under x.mu), up to a
+// bound: entries are made and done with at the rate of requests.
+func (x *Extractor) freeEntry(e *joinEntry) {
+	if len(x.free) < maxFreeEntries {
+		x.free = append(x.free, e)
+	}
+}
+
+const maxFreeEntries = 4096
 
 // learnAgain is how long (seconds) a name tied to a service by a join stays
 // learned before joins confirm it again (a pod IP may be reused).
