@@ -173,6 +173,35 @@ func TestJSONEndpoint(t *testing.T) {
 	assert.Equal(t, int64(123456), doc.Detector["spans_observed"])
 }
 
+// An address no telemetry tied to a service is shown as such: the page's
+// node says "unresolved address", the JSON gives the callee's kind, and a
+// slow edge and cancelled calls are told apart.
+func TestUnresolvedAddressAndSlowEdge(t *testing.T) {
+	h := start(t, nil)
+	snap := cascade()
+	ip := edge("checkout", "10.1.0.7", 500, 200, true, true)
+	ip.CalleeKind, ip.Slow, ip.Cancelled = redflag.KindAddress, true, 12
+	snap.Edges = append(snap.Edges, ip)
+	h.s.PublishRedFlags(snap)
+	_, _, page := h.get(t, "/")
+	assert.Regexp(t, `data-service="10\.1\.0\.7"><title>10\.1\.0\.7: [^<]*unresolved address`, page)
+	assert.Contains(t, page, "12 cancelled by the caller")
+	assert.Contains(t, page, "slower than normal")
+	_, _, body := h.get(t, "/api/status")
+	var doc statusJSON
+	require.NoError(t, json.Unmarshal([]byte(body), &doc))
+	found := false
+	for _, e := range doc.Edges {
+		if e.Callee == "10.1.0.7" {
+			found = true
+			assert.Equal(t, "address", e.CalleeKind)
+			assert.True(t, e.Slow)
+			assert.Equal(t, uint32(12), e.Cancelled5m)
+		}
+	}
+	assert.True(t, found)
+}
+
 func TestBeforeTheFirstPublish(t *testing.T) {
 	h := start(t, nil)
 	assert.Nil(t, h.s.FlaggedSet())
