@@ -47,7 +47,7 @@ type dir struct {
 }
 
 func (d dir) Alias(n string) (string, bool) { s, ok := d.aliases[n]; return s, ok }
-func (d dir) IsService(n string) bool        { return d.services[n] }
+func (d dir) IsService(n string) bool       { return d.services[n] }
 
 func TestResolve(t *testing.T) {
 	d := dir{aliases: map[string]string{"10.0.0.7": "orders", "ledger.v1.Rates": "rates"}, services: map[string]bool{"payments": true, "orders": true}}
