@@ -9,7 +9,7 @@ ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
-ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOPROXY=https://proxy.golang.org
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # Dependencies first: this layer is reused until go.mod or go.sum change.
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download

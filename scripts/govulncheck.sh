@@ -7,7 +7,7 @@
 # refresh the entries. Usage: scripts/govulncheck.sh [-strict]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOPROXY="${GOPROXY:-https://proxy.golang.org}" GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 VULNDB="${VULNDB:-golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018}"
 GOVULNCHECK="${GOVULNCHECK:-golang.org/x/vuln/cmd/govulncheck@v1.9.0}"
 dir="$(GOFLAGS=-mod=mod go mod download -json "$VULNDB" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"

@@ -17,7 +17,7 @@ bin="$cache/bin/kube-apiserver"
 if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$K8S_VERSION"; then
   exit 0
 fi
-export GOPROXY="${GOPROXY:-https://proxy.golang.org}" GOFLAGS=-mod=mod
+export GOFLAGS=-mod=mod
 mod="$cache/kube-apiserver-mod"
 mkdir -p "$mod" "$cache/bin"
 cd "$mod"

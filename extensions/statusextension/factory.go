@@ -19,7 +19,7 @@ import (
 )
 
 // DefaultEndpoint is the status page's address in the embedded default
-// (DESIGN.md's port table): loopback only.
+// (docs/DESIGN.md's port table): loopback only.
 const DefaultEndpoint = "127.0.0.1:8890"
 
 // NewFactory returns the vigil_status extension's factory.

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Alert names of the red-flag contract (DESIGN.md), used in expectations.
+// Alert names of the red-flag contract (docs/DESIGN.md), used in expectations.
 const (
 	AlertDependencyErrorSpike      = "DependencyErrorSpike"
 	AlertDependencyTimeoutPressure = "DependencyTimeoutPressure"
