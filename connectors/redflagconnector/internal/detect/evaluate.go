@@ -482,7 +482,7 @@ func (e *Engine) serviceAlerts(now time.Time, blast map[string]string, out *[]Tr
 
 // Names returns the directory the engine resolves callee names with, as an
 // immutable copy for the flagged set (rebuilt only after a change).
-func (e *Engine) Names() *redflag.Names { return e.dir.names_(e.services) }
+func (e *Engine) Names() *redflag.Names { return e.dir.snapshotNames(e.services) }
 
 // Flagged lists what active alerts point at, for alert-driven sampling: the
 // caller -> callee edges of symptom alerts and incidents, the origins of

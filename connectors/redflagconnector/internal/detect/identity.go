@@ -194,7 +194,7 @@ func (d *directory) expire(bk, idle int64) bool {
 
 // names returns an immutable copy for the flagged set, rebuilt only after a
 // change. services lists the known services.
-func (d *directory) names_(services map[string]*service) *redflag.Names {
+func (d *directory) snapshotNames(services map[string]*service) *redflag.Names {
 	if d.snapshot != nil && !d.changed {
 		return d.snapshot
 	}

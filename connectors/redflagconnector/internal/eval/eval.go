@@ -58,15 +58,7 @@ func Simulate(scenario string, seed int64, o Options) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]bool{"http.server.active_requests": true}
-	for _, r := range o.Config.Saturation.Rules {
-		for _, n := range []string{r.Metric, r.Limit, r.Waiters, r.Timeouts} {
-			if n != "" {
-				names[n] = true
-			}
-		}
-	}
-	x := edges.New(edges.Settings{JoinSampleRatio: o.JoinSample, MaxJoinEntries: 100_000, MetricNames: names})
+	x := edges.New(edges.Settings{JoinSampleRatio: o.JoinSample, MaxJoinEntries: 100_000, MetricNames: metricNames(o.Config)})
 	eng := detect.New(o.Config)
 	total := o.Duration
 	if total == 0 {
