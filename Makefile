@@ -1,14 +1,16 @@
 # Vigil. `make run` runs the agent on its embedded default; `make test` runs every test.
 SHELL := /bin/bash
 GO ?= go
-# The module proxy is the only registry this project needs; never fall back to VCS.
-export GOPROXY ?= https://proxy.golang.org
+# Modules come through the module proxy the environment configures (go env GOPROXY).
 export GOFLAGS ?= -buildvcs=false
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := $(CURDIR)/bin/vigil
+# The testbed of real instrumented services (benchmarks/testbed), one binary
+# re-executed per service replica.
+TESTBED_BIN := $(CURDIR)/bin/testbed
 # The benchmark peer: upstream components only, its own module (benchmarks/peer).
 PEER_BIN    := $(CURDIR)/bin/peer
 # vmagent, M1's second peer, installed once into a gitignored cache.
@@ -25,13 +27,16 @@ KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
 AM_UI_VERSION := v0.28.1
 AM_UI_BIN     := $(CURDIR)/.cache/alertmanager-$(AM_UI_VERSION)/alertmanager
 
-.PHONY: all build peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
+.PHONY: all build testbed peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
 
 all: build
 
 # One build per invocation; tests reuse it through VIGIL_BIN.
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
+
+testbed:
+	$(GO) build -trimpath -o $(TESTBED_BIN) ./benchmarks/cmd/testbed
 
 # The upstream collector the benchmarks compare against, built from the same
 # module versions and replace pins as vigil (benchmarks/peer/go.mod).
@@ -77,8 +82,8 @@ run: build
 test-deps:
 	scripts/test-deps.sh
 
-test: test-deps build peer helm alertmanager-ui
-	VIGIL_BIN=$(BIN) PEER_BIN=$(PEER_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 30m ./...
+test: test-deps build testbed peer helm alertmanager-ui
+	VIGIL_BIN=$(BIN) TESTBED_BIN=$(TESTBED_BIN) PEER_BIN=$(PEER_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 40m ./...
 
 # The Helm chart against a real kube-apiserver + etcd (e2e/kube_test.go):
 # strict server-side dry run, helm install/upgrade, RBAC by SubjectAccessReview.
@@ -93,8 +98,8 @@ test-kube: build helm kube-apiserver
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-e2e: build helm alertmanager-ui
-	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 30m ./e2e/...
+e2e: build testbed helm alertmanager-ui
+	VIGIL_BIN=$(BIN) TESTBED_BIN=$(TESTBED_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 40m ./e2e/...
 
 # Copies the Grafana dashboards into the chart (files/dashboards), where
 # dashboards.enabled renders them into ConfigMaps; Helm reads no file outside
@@ -144,10 +149,15 @@ bench: build peer
 	$(CURDIR)/bin/bench -workload $(or $(WORKLOAD),all) $(if $(WORKLOAD),,-md benchmarks/RESULTS.md) \
 		-vigil $(BIN) -peer $(PEER_BIN) -vmagent $(VMAGENT_BIN) $(BENCH_FLAGS)
 
-# Every simulator scenario over held-out seeds through the red-flag detectors
-# (about 10 minutes on 2 cores); EVAL_FLAGS="-seeds 1-5" for the tuning seeds.
-eval-redflags:
-	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags -results benchmarks/RESULTS.md $(EVAL_FLAGS)
+# The red-flag detectors measured twice, both written to benchmarks/RESULTS.md:
+# every simulator scenario over held-out seeds (a few minutes), and the
+# testbed of real services against bin/vigil (its full plan, about 45
+# minutes; needs root for cgroups, toxiproxy and PostgreSQL from test-deps).
+# EVAL_FLAGS="-seeds 1-5 -testbed-seed 1" for the tuning seeds; "-sim=false"
+# for the testbed alone; "-testbed=false" for the simulator alone.
+eval-redflags: test-deps build testbed
+	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags -results benchmarks/RESULTS.md \
+		-testbed -vigil $(BIN) -testbed-bin $(TESTBED_BIN) -toxiproxy $(CURDIR)/.cache/bin/toxiproxy-server $(EVAL_FLAGS)
 
 clean:
 	rm -rf bin

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real backends the end-to-end tests run against, if missing:
-# Prometheus, Alertmanager (with amtool) and headless Chromium from Debian's
-# packages (needs root or sudo); VictoriaLogs and toxiproxy built with go
+# Prometheus, Alertmanager (with amtool), headless Chromium and PostgreSQL
+# (the testbed's database) from Debian's packages (needs root or sudo); VictoriaLogs and toxiproxy built with go
 # install into .cache/bin. `test-deps.sh etcd` installs etcd instead (make
 # test-kube's API server store).
 set -euo pipefail
@@ -13,6 +13,8 @@ else
   command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+  # PostgreSQL for the testbed of real services (its fulfil topology).
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 
@@ -31,12 +33,12 @@ fi
 
 [ "${1:-}" = etcd ] && exit 0
 
-# Backends built from source with the Go toolchain (E2E.md), once, into .cache/bin:
+# Backends built from source with the Go toolchain, once, into .cache/bin:
 # VictoriaLogs and toxiproxy for the reliability tests.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/.cache/bin"
 mkdir -p "$bin"
-export GOPROXY="${GOPROXY:-https://proxy.golang.org}" GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 if [ ! -x "$bin/victoria-logs" ]; then
   echo "test-deps: building victoria-logs"
   GOBIN="$bin" go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
