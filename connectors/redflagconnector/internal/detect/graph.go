@@ -62,27 +62,28 @@ func (e *Engine) buildGraph() *graph {
 	return g
 }
 
-// edgeOrigins names where an anomalous edge's trouble starts. A failing
-// edge, or a slow one whose callee's own server spans got slow too, leads
-// into the callee. A slow edge whose callee answers as fast as before on
-// its own side (or has no server spans to tell, a database) was slow on the
-// caller's side of the call when the caller is starved itself: the time its
-// requests spend in its own code grew, or its calls to several callees that
-// are fine on their own side all got slow. Otherwise the callee is the
-// origin: its links are slow, or, without server spans, it is.
+// edgeOrigins names where an anomalous edge's trouble starts, judged with
+// both sides of the call. When the callee's own server spans show the
+// trouble too (they failed or got slow), it leads into the callee. When
+// they answer as before (or the callee has none to tell, a database), the
+// calls went wrong on the caller's side or on the network between: the
+// caller is the origin when it is starved itself (the time its requests
+// spend in its own code grew, or its calls to several callees that are fine
+// on their side all went wrong: CPU starvation, its own network). A starved
+// caller's calls may even time out, at its own deadlines, against a callee
+// that answered them all in time. Otherwise a slow edge to a callee fine on
+// its side names the callee (its links are slow), and the rest lead into
+// the callee. Calls that fail against a callee nobody sees (refused, reset)
+// are the callee's, whatever the caller's own time did (retry backoffs
+// lengthen it).
 func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPath map[string]bool) []string {
-	if !ed.failing() {
-		switch e.side(ed) {
-		case sideBetween:
-			if e.callerStarved(g, ed.caller) {
-				return []string{ed.caller}
-			}
-			return []string{ed.callee}
-		case sideUnseen:
-			if e.callerStarved(g, ed.caller) {
-				return []string{ed.caller}
-			}
-		}
+	switch side := e.side(ed); {
+	case side == sideBetween && e.callerStarved(g, ed.caller):
+		return []string{ed.caller}
+	case side == sideBetween && !ed.failing():
+		return []string{ed.callee}
+	case side == sideUnseen && !ed.failing() && e.callerStarved(g, ed.caller):
+		return []string{ed.caller}
 	}
 	return e.originsOf(g, ed.callee, memo, onPath)
 }
@@ -102,10 +103,11 @@ const (
 	sideUnseen
 )
 
-// side judges a slow edge against its callee's server spans: the callee's
-// requests count as slow too when their p90 rose by at least half as much
-// as the calls' p90 did (a callee's server spans mix every caller and
-// operation, so only a comparable rise says the time was spent inside it).
+// side judges an anomalous edge against its callee's server spans: the
+// callee is in trouble too when its requests fail, or when their p90 rose
+// by at least half as much as the calls' p90 did (a callee's server spans
+// mix every caller and operation, so only a comparable rise says the time
+// was spent inside it).
 func (e *Engine) side(ed *edge) callSide {
 	s, ok := e.services[ed.callee]
 	if !ok || s.ev.lat.n < 3 || s.ev.lat.barMs == 0 {
@@ -131,7 +133,7 @@ func (e *Engine) callerStarved(g *graph, caller string) bool {
 	}
 	between := map[string]bool{}
 	for _, out := range g.out[caller] {
-		if !out.failing() && e.side(out) == sideBetween {
+		if e.side(out) == sideBetween {
 			between[out.callee] = true
 		}
 	}

@@ -65,7 +65,15 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 		significant(float64(ev.w5.Errors), float64(n5), p0, minInfo)) ||
 		(n1 >= es.MinCalls && ev.w1.Errors >= minFailures && ev.err1 >= thr && significant(float64(ev.w1.Errors), float64(n1), p0, minInfo)))
 	ev.lat, ev.slow, _ = judgeRecent(&s.in, bk, &s.baseLat, cfg.LatencySpike, minInfo)
+	// Once slow, the time in its own code stays slow while half the share
+	// (or half the median shift) holds: an origin must not flicker between
+	// evaluations.
+	was := ev.selfSlow
 	ev.selfLat, ev.selfSlow = judgeSelf(&s.self, bk, &s.baseSelf, cfg.LatencySpike, minInfo)
+	if was && !ev.selfSlow && ev.selfLat.n > 0 && ev.selfLat.barMs > 0 {
+		ev.selfSlow = ev.selfLat.share >= cfg.LatencySpike.MinShare/2 ||
+			ev.selfLat.recentP50-ev.selfLat.baseP50 >= float64(cfg.LatencySpike.MinDelta.Milliseconds())/2
+	}
 	ev.ownShare = -1
 	if ev.w5.JoinedErr >= 5 {
 		ev.ownShare = ratio(ev.w5.OwnErrors, ev.w5.JoinedErr)

@@ -76,6 +76,8 @@ func live(o testbedOptions) ([]simulate.Truth, []eval.Firing, error) {
 		if dir, err = os.MkdirTemp("", "vigil-eval-"); err != nil {
 			return nil, nil, fmt.Errorf("cannot create a work directory: %w", err)
 		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("cannot create the work directory: %w", err)
 	}
 	var rec *os.File
 	if o.record != "" {
