@@ -56,7 +56,7 @@ var ledger = &Topology{
 	},
 	Plan: []Slot{
 		{Faults: []FaultSpec{{Kind: KindErrors, Target: "rates", Means: ErrorReturns, Min: 0.3, Max: 0.7}}},
-		{Faults: []FaultSpec{{Kind: KindCPU, Target: "postings", Means: CPUQuota, Min: 1.4, Max: 1.8}}},
+		{Faults: []FaultSpec{{Kind: KindCPU, Target: "postings", Means: CPUQuota, Min: 1.3, Max: 1.5}}},
 		{Faults: []FaultSpec{{Kind: KindNetworkDelay, Target: "balances", Means: LinkLatency, Min: 150, Max: 400}}},
 		{Faults: []FaultSpec{
 			{Kind: KindUnavailable, Target: "fx", Means: ProxyDown, Min: 1, Max: 1},
@@ -72,7 +72,7 @@ var ledger = &Topology{
 			{Kind: KindUnavailable, Target: "balances", Means: ProxyDown, Min: 1, Max: 1},
 		}},
 		{Faults: []FaultSpec{
-			{Kind: KindCPU, Target: "postings", Means: CPUQuota, Min: 1.4, Max: 1.6},
+			{Kind: KindCPU, Target: "postings", Means: CPUQuota, Min: 1.3, Max: 1.45},
 			{Kind: KindNetworkDelay, Target: "balances", Means: LinkLatency, Min: 200, Max: 400},
 		}},
 	},

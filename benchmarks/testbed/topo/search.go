@@ -54,7 +54,7 @@ var search = &Topology{
 			{Kind: KindErrors, Target: "recs", Means: ErrorReturns, Min: 0.9, Max: 1},
 			{Kind: KindUnavailable, Target: "recs", Means: ProxyDown, Min: 1, Max: 1},
 		}},
-		{Faults: []FaultSpec{{Kind: KindCPU, Target: "aggregator", Means: CPUQuota, Min: 1.4, Max: 1.8}}},
+		{Faults: []FaultSpec{{Kind: KindCPU, Target: "aggregator", Means: CPUQuota, Min: 1.3, Max: 1.5}}},
 		{Control: &ControlSpec{Kind: ControlFlood4xx, Target: "web", Min: 1, Max: 2}},
 		{Control: &ControlSpec{Kind: ControlSurge, Target: "web", Min: 2, Max: 3}},
 	},
@@ -62,7 +62,7 @@ var search = &Topology{
 		{Faults: shardErrors(0.4, 0.7)},
 		{Faults: []FaultSpec{
 			{Kind: KindLatency, Target: "ranker", Means: HandlerLatency, Min: 200, Max: 400},
-			{Kind: KindCPU, Target: "aggregator", Means: CPUQuota, Min: 1.4, Max: 1.6},
+			{Kind: KindCPU, Target: "aggregator", Means: CPUQuota, Min: 1.3, Max: 1.45},
 		}},
 	},
 }

@@ -158,7 +158,7 @@ func TestJudgeSlow(t *testing.T) {
 		{"whole distribution +60% of 500 ms", normal(5000, 500), recent(600, 800), true},
 		{"whole distribution +3 ms of 5 ms", normal(5000, 5), recent(600, 8), false},
 	} {
-		r := judgeSlow(c.hist, c.base, cfg, bits)
+		r := judgeSlow(c.hist, c.base, cfg, bits, false)
 		assert.Equal(t, c.slow, r.slow, "%s: %+v", c.name, r)
 	}
 }

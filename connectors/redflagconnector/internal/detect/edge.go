@@ -21,6 +21,10 @@ type edge struct {
 	errTrace   [16]byte
 	timeoutMs  float64 // learned from timed-out calls
 	timeoutN   uint32
+	// wraps is the callee of calls nested in this edge's client spans, last
+	// seen at wrapsBucket.
+	wraps       string
+	wrapsBucket int64
 
 	// Baselines, learned a minute behind the present while the edge is
 	// judged normal (see learner).
@@ -29,6 +33,7 @@ type edge struct {
 	baseLat          baseHist
 	baseNear         ewma
 	baseFanout       ewma
+	baseCalls        ewma // calls per bucket
 	baseParent       ewma // mean duration of the caller's requests that call this callee
 
 	ev      edgeEval
@@ -96,7 +101,11 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	// A spike is a change: an edge is judged once it has a history of its
 	// own (an edge that has always failed half its calls is not spiking).
 	known := float64(ed.baseErr.n) >= minHistory
-	lastMinuteAgrees := ev.err1 >= ev.thr || n1 < 10
+	// With under ten calls in the last minute it cannot tell a rate, but
+	// calls that all succeeded say the failure is over: a quiet edge must not
+	// hold its alert for the five minutes its window remembers.
+	quietAgrees := n1 < 10 && (n1 == 0 || w1.Errors > 0)
+	lastMinuteAgrees := ev.err1 >= ev.thr || quietAgrees
 	ev.spike = known && n5 >= es.MinCalls && w5.Errors >= minFailures && ev.err5 >= ev.thr && lastMinuteAgrees &&
 		significant(float64(w5.Errors), float64(n5), p0, minInfo)
 	// A strong last minute may start it before five minutes of healthy
@@ -106,7 +115,7 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 		significant(float64(w1.Errors), float64(n1), p0, minInfo) {
 		ev.spike = true
 	}
-	ev.spikeKeep = n5 > 0 && (ev.err1 >= ev.thr/2 || (n1 < 10 && ev.err5 >= ev.thr/2))
+	ev.spikeKeep = n5 > 0 && (ev.err1 >= ev.thr/2 || (quietAgrees && ev.err5 >= ev.thr/2))
 
 	// DependencyTimeoutPressure.
 	tp := cfg.TimeoutPressure
@@ -129,7 +138,8 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	}
 	pTmo := math.Max(ed.baseTmo.p(0.001), 0.001)
 	nearHigh := ev.near5 >= tp.NearShare && ev.near5 >= 3*ed.baseNear.v && (ev.near1 >= tp.NearShare || n1 < 10)
-	tmoHigh := known && ev.tmo5 >= tp.TimeoutRatio && w5.Class[ClassTimeout] >= minFailures && (ev.tmo1 >= tp.TimeoutRatio || n1 < 10) &&
+	tmoQuiet := n1 < 10 && (n1 == 0 || w1.Class[ClassTimeout] > 0)
+	tmoHigh := known && ev.tmo5 >= tp.TimeoutRatio && w5.Class[ClassTimeout] >= minFailures && (ev.tmo1 >= tp.TimeoutRatio || tmoQuiet) &&
 		significant(float64(w5.Class[ClassTimeout]), float64(n5), pTmo, minInfo)
 	ev.pressure = n5 >= tp.MinCalls && (nearHigh || tmoHigh || (bimodal && (bimodal1 || n1 < 10)))
 	ev.pressureKeep = n5 > 0 && (ev.near1 >= tp.NearShare/2 || ev.tmo1 >= tp.TimeoutRatio/2 || bimodal1)
@@ -142,7 +152,7 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 		(ev.tmo1 >= tp.TimeoutRatio && w1.Class[ClassTimeout] >= minFailures && significant(float64(w1.Class[ClassTimeout]), float64(n1), pTmo, minInfo)))
 
 	// Latency far above the edge's own normal, in the last 30 s or minute.
-	ev.lat, ev.slow, ev.slowKeep = judgeRecent(&ed.win, bk, &ed.baseLat, cfg.LatencySpike, minInfo)
+	ev.lat, ev.slow, ev.slowKeep = judgeRecent(&ed.win, bk, &ed.baseLat, ed.baseCalls, cfg.LatencySpike, minInfo)
 
 	// Propagation inside the caller's process.
 	ev.propagation = -1
@@ -183,11 +193,11 @@ const minHistory = 20
 // of r (a short window catches an onset sooner, the longer one a low-traffic
 // series), and the hysteresis: an active latency alert keeps while half its
 // share remains in the last minute.
-func judgeRecent(r *ring, bk int64, base *baseHist, cfg LatencyConfig, minInfo float64) (slowResult, bool, bool) {
+func judgeRecent(r *ring, bk int64, base *baseHist, calls ewma, cfg LatencyConfig, minInfo float64) (slowResult, bool, bool) {
 	w30, w1 := r.sum(bk, 3), r.sum(bk, 6)
-	res := judgeSlow(&w1.Hist, base, cfg, minInfo)
+	res := judgeSlow(&w1.Hist, base, cfg, minInfo, surging(r, bk, 6, calls))
 	if !res.slow {
-		if r30 := judgeSlow(&w30.Hist, base, cfg, minInfo); r30.slow {
+		if r30 := judgeSlow(&w30.Hist, base, cfg, minInfo, surging(r, bk, 3, calls)); r30.slow {
 			res = r30
 		}
 	}
@@ -223,8 +233,10 @@ func (ed *edge) learnBaselines(bk int64, dt, halfLife time.Duration) {
 				ed.baseLat.add(&Hist{}, decay)
 				ed.baseErr.add(0, 0, decay)
 				ed.baseTmo.add(0, 0, decay)
+				ed.baseCalls.update(0, BucketWidth, halfLife)
 				continue
 			}
+			ed.baseCalls.update(float64(c.Calls), BucketWidth, halfLife)
 			ed.baseLat.add(&c.Hist, decay)
 			n := c.judged()
 			ed.baseErr.add(c.Errors, n, decay)
@@ -287,5 +299,7 @@ func (ed *edge) merge(o *edge) {
 	if o.baseParent.n > ed.baseParent.n {
 		ed.baseParent = o.baseParent
 	}
+	ed.baseCalls.v += o.baseCalls.v
+	ed.baseCalls.n = max(ed.baseCalls.n, o.baseCalls.n)
 	ed.flagged = ed.flagged || o.flagged
 }

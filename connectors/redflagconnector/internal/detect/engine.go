@@ -41,6 +41,9 @@ func (b *Batch) Reset() {
 type EdgeDelta struct {
 	Caller, Callee string
 	Kind           redflag.Kind
+	// Wraps is the callee of client spans nested in these calls' spans in
+	// the caller's own process (a publish that runs an INSERT), if any.
+	Wraps string
 	Counts
 	// ErrTrace is an example trace ID of a failed call (zero if none).
 	ErrTrace [16]byte
@@ -165,6 +168,7 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 		renamed = renamed || !known
 		if s.since.IsZero() {
 			s.since = now
+			s.learn.startAt(bk)
 		}
 		s.in.add(bk, &d.Counts)
 		s.total.Add(&d.Counts)
@@ -198,6 +202,7 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 		}
 		if ed.since.IsZero() {
 			ed.since = now
+			ed.learn.startAt(bk)
 			ed.kind = d.Kind
 			if callee != d.Callee {
 				ed.kind = redflag.KindService
@@ -206,6 +211,14 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 		ed.win.add(bk, &d.Counts)
 		ed.total.Add(&d.Counts)
 		ed.lastBucket = bk
+		if d.Wraps != "" {
+			if w := e.resolve(d.Wraps); w != ed.callee {
+				if w != ed.wraps {
+					ed.wraps = strings.Clone(w)
+				}
+				ed.wrapsBucket = bk
+			}
+		}
 		if d.Errors > 0 && d.ErrTrace != ([16]byte{}) {
 			ed.errTrace = d.ErrTrace
 		}

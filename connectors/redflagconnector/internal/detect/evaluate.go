@@ -18,6 +18,7 @@ import (
 // in a deterministic order. Call it every evaluation interval (10 s).
 func (e *Engine) Evaluate(now time.Time) []Transition {
 	bk := bucketOf(now)
+	e.bucket = bk
 	dt := BucketWidth
 	if !e.lastEval.IsZero() {
 		dt = min(max(now.Sub(e.lastEval), time.Second), 10*time.Minute)
@@ -340,6 +341,23 @@ func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transiti
 			delete(e.incidentSince, o)
 		}
 	}
+	// An incident already alerted on covers the services it reaches: a new
+	// origin among them is its residue (a pool still draining, a queue still
+	// backed up), not a second incident, and is not raised while it lasts.
+	alerted := map[string]bool{}
+	for _, a := range e.alerts {
+		if n := a.Name(); n == "CascadingFailure" || n == "IsolatedFailure" {
+			alerted[a.Labels["origin_service"]] = true
+		}
+	}
+	covered := map[string]bool{}
+	for _, inc := range incs {
+		if alerted[inc.origin] {
+			for n := range inc.affected {
+				covered[n] = true
+			}
+		}
+	}
 	for _, inc := range incs {
 		affected := slices.Collect(maps.Keys(inc.affected))
 		sort.Slice(affected, func(i, j int) bool {
@@ -398,7 +416,7 @@ func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transiti
 				what, how, strings.Join(callers, ", "), strings.Join(affected, ", "))
 			labels := map[string]string{"alertname": "CascadingFailure", "severity": "critical",
 				"origin_service": inc.origin, "cascade_id": CascadeID(inc.origin)}
-			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.For, start: true, trace: inc.trace}, now, out)
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.For, start: !covered[inc.origin], keep: true, trace: inc.trace}, now, out)
 		} else {
 			ann["summary"] = fmt.Sprintf("%s is failing, but its callers (%s) contain it", what, strings.Join(callers, ", "))
 			ann["description"] = fmt.Sprintf("Calls to %s fail, but fallbacks or circuit breakers in %s keep the failure from spreading.", what, strings.Join(callers, ", "))
@@ -406,7 +424,7 @@ func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transiti
 			// before calling it contained.
 			labels := map[string]string{"alertname": "IsolatedFailure", "severity": "warning", "origin_service": inc.origin}
 			old := now.Sub(e.incidentSince[inc.origin]) >= 2*cfg.For
-			e.offer(candidate{labels: labels, annotations: ann, forDur: 2 * cfg.For, start: old, keep: true, trace: inc.trace}, now, out)
+			e.offer(candidate{labels: labels, annotations: ann, forDur: 2 * cfg.For, start: old && !covered[inc.origin], keep: true, trace: inc.trace}, now, out)
 		}
 	}
 	// An active cascade whose graph is resolving keeps its alert while any of

@@ -77,6 +77,13 @@ func (e *Engine) buildGraph() *graph {
 // are the callee's, whatever the caller's own time did (retry backoffs
 // lengthen it).
 func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPath map[string]bool) []string {
+	// Calls whose spans wrap calls to another callee in trouble (a publish
+	// to a queue kept in a database that got slow) are that callee's.
+	if ed.wraps != "" && e.bucket-ed.wrapsBucket <= NumBuckets {
+		if in, ok := e.edges[edgeKey{ed.caller, ed.wraps}]; ok && in != ed && in.wraps != ed.callee && in.bad() {
+			return e.edgeOrigins(g, in, memo, onPath)
+		}
+	}
 	switch side := e.side(ed); {
 	case side == sideBetween && e.callerStarved(g, ed.caller):
 		return []string{ed.caller}

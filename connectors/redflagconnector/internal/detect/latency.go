@@ -112,6 +112,14 @@ type learner struct {
 	quietSince int64 // bucket from which the series has been judged normal (-1: not now)
 }
 
+// startAt makes the learner begin at bucket bk, a series' first data: the
+// empty buckets before a series existed are not its normal.
+func (l *learner) startAt(bk int64) {
+	if l.next == 0 {
+		l.next, l.quietSince = bk, bk
+	}
+}
+
 // lagLearn is how far (in buckets) learning trails the present: the
 // detectors' recent window.
 const lagLearn = 6
@@ -168,7 +176,11 @@ type slowResult struct {
 // when all of them are slow, a busy edge needs more than noise. The
 // baseline's shares are smoothed towards a prior while it holds few calls,
 // so a young baseline asks for more evidence.
-func judgeSlow(recent *Hist, base *baseHist, cfg LatencyConfig, minInfo float64) slowResult {
+//
+// Under a surge (surge: the series gets at least half again its normal
+// calls) only a grown tail counts: queueing under load shifts the whole
+// distribution a little, and a surge within capacity must not page.
+func judgeSlow(recent *Hist, base *baseHist, cfg LatencyConfig, minInfo float64, surge bool) slowResult {
 	r := slowResult{baseWeight: float64(base.n)}
 	var c Counts
 	c.Hist = *recent
@@ -187,7 +199,7 @@ func judgeSlow(recent *Hist, base *baseHist, cfg LatencyConfig, minInfo float64)
 	r.share = c.ShareAtLeast(r.barMs)
 	r.k = r.share * r.n
 	r.slow = r.k >= 3 && r.share >= cfg.MinShare && significant(r.k, r.n, p0(r.barMs, 0.02), minInfo)
-	if r.slow {
+	if r.slow || surge {
 		return r
 	}
 	// The shift.
@@ -222,4 +234,15 @@ func (r *rateBase) add(k, n uint32, decay float32) {
 func (r *rateBase) p(prior float64) float64 {
 	const w = 10
 	return (float64(r.k) + prior*w) / (float64(r.n) + w)
+}
+
+// surgeFactor is how many times its normal calls a series must get for its
+// latency to be judged as under a surge.
+const surgeFactor = 1.5
+
+// surging reports whether a series gets at least surgeFactor times its
+// learned calls per bucket (base) over the n complete buckets before bk (the
+// present bucket has only begun).
+func surging(r *ring, bk int64, n int, base ewma) bool {
+	return base.ready(6) && float64(r.sum(bk-1, n).Calls)/float64(n) >= surgeFactor*max(base.v, 1)
 }

@@ -27,6 +27,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of the scenari
 //	  edge <caller> <callee> calls=N [errors=N] [class=timeout|overload|...]
 //	       [dur=20ms] [slow=N@900ms] [retries=N] [c4xx=N] [cancelled=N]
 //	       [kind=address|rpc|host|service|...]  (what the callee name is)
+//	       [wraps=<callee>]  (its spans wrap calls to another callee)
 //	       [jp=N jc=N je=N jprop=N]  (in-process joins: parents, calls, failed, propagated)
 //	  service <name> calls=N [errors=N] [dur=..] [own=N joined=N jerr=N]
 //	       [self=5ms] [selfslow=N@90ms]  (exclusive time of each joined request)
@@ -225,7 +226,7 @@ func addToBatch(t *testing.T, b *Batch, l scenarioLine, now time.Time) {
 	trace := [16]byte{1, 2, 3}
 	switch l.kind {
 	case "edge":
-		d := EdgeDelta{Caller: l.args[0], Callee: l.args[1], ErrTrace: trace, Kind: parseKind(t, l.kv["kind"])}
+		d := EdgeDelta{Caller: l.args[0], Callee: l.args[1], ErrTrace: trace, Kind: parseKind(t, l.kv["kind"]), Wraps: l.kv["wraps"]}
 		fillCounts(t, &d.Counts, l.kv)
 		b.Edges = append(b.Edges, d)
 	case "service":

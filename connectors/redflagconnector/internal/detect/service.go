@@ -18,16 +18,17 @@ type service struct {
 	// self holds, per bucket, the exclusive time of joined requests: the
 	// part of a request's duration its own outbound calls do not cover
 	// (CPU, locks, waiting for a pool, code that got slow).
-	self     histRing
-	learn    learner
-	baseErr  rateBase
-	baseLat  baseHist
-	baseSelf baseHist
-	logs     logState
-	sat      satState
-	slos     []sloState
-	ev       serviceEval
-	origin   bool
+	self      histRing
+	learn     learner
+	baseErr   rateBase
+	baseLat   baseHist
+	baseCalls ewma // inbound requests per bucket
+	baseSelf  baseHist
+	logs      logState
+	sat       satState
+	slos      []sloState
+	ev        serviceEval
+	origin    bool
 }
 
 type serviceEval struct {
@@ -61,15 +62,17 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 	thr := math.Max(es.MinRatio, es.BaselineFactor*base+es.BaselineOffset)
 	p0 := math.Max(base, 0.001)
 	known := float64(s.baseErr.n) >= minHistory
-	ev.failing = known && ((n5 >= es.MinCalls && ev.w5.Errors >= minFailures && ev.err5 >= thr && (ev.err1 >= thr/2 || n1 < 10) &&
+	quietAgrees := n1 < 10 && (n1 == 0 || ev.w1.Errors > 0)
+	ev.failing = known && ((n5 >= es.MinCalls && ev.w5.Errors >= minFailures && ev.err5 >= thr && (ev.err1 >= thr/2 || quietAgrees) &&
 		significant(float64(ev.w5.Errors), float64(n5), p0, minInfo)) ||
 		(n1 >= es.MinCalls && ev.w1.Errors >= minFailures && ev.err1 >= thr && significant(float64(ev.w1.Errors), float64(n1), p0, minInfo)))
-	ev.lat, ev.slow, _ = judgeRecent(&s.in, bk, &s.baseLat, cfg.LatencySpike, minInfo)
+	ev.lat, ev.slow, _ = judgeRecent(&s.in, bk, &s.baseLat, s.baseCalls, cfg.LatencySpike, minInfo)
 	// Once slow, the time in its own code stays slow while half the share
 	// (or half the median shift) holds: an origin must not flicker between
 	// evaluations.
 	was := ev.selfSlow
-	ev.selfLat, ev.selfSlow = judgeSelf(&s.self, bk, &s.baseSelf, cfg.LatencySpike, minInfo)
+	ev.selfLat, ev.selfSlow = judgeSelf(&s.self, bk, &s.baseSelf, cfg.LatencySpike, minInfo,
+		surging(&s.in, bk, 6, s.baseCalls), surging(&s.in, bk, 3, s.baseCalls))
 	if was && !ev.selfSlow && ev.selfLat.n > 0 && ev.selfLat.barMs > 0 {
 		ev.selfSlow = ev.selfLat.share >= cfg.LatencySpike.MinShare/2 ||
 			ev.selfLat.recentP50-ev.selfLat.baseP50 >= float64(cfg.LatencySpike.MinDelta.Milliseconds())/2
@@ -82,12 +85,12 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 
 // judgeSelf runs the latency test on the exclusive time of the last minute
 // (or 30 s) of joined requests.
-func judgeSelf(r *histRing, bk int64, base *baseHist, cfg LatencyConfig, minInfo float64) (slowResult, bool) {
+func judgeSelf(r *histRing, bk int64, base *baseHist, cfg LatencyConfig, minInfo float64, surge1, surge30 bool) (slowResult, bool) {
 	h1 := r.sum(bk, 6)
-	res := judgeSlow(&h1, base, cfg, minInfo)
+	res := judgeSlow(&h1, base, cfg, minInfo, surge1)
 	if !res.slow {
 		h30 := r.sum(bk, 3)
-		if r30 := judgeSlow(&h30, base, cfg, minInfo); r30.slow {
+		if r30 := judgeSlow(&h30, base, cfg, minInfo, surge30); r30.slow {
 			res = r30
 		}
 	}
@@ -120,8 +123,10 @@ func (s *service) learnBaselines(bk int64, halfLife time.Duration) {
 		if c == nil {
 			s.baseLat.add(&Hist{}, decay)
 			s.baseErr.add(0, 0, decay)
+			s.baseCalls.update(0, BucketWidth, halfLife)
 			continue
 		}
+		s.baseCalls.update(float64(c.Calls), BucketWidth, halfLife)
 		s.baseLat.add(&c.Hist, decay)
 		s.baseErr.add(c.Errors, c.judged(), decay)
 	}

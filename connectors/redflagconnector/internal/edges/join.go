@@ -171,6 +171,17 @@ func (x *Extractor) join(now time.Time, ops []joinOp, b *detect.Batch, bi *batch
 		if !op.inProcess {
 			continue
 		}
+		// A client span with client spans beneath it in its own process
+		// (a publish that runs an INSERT, an SDK call that makes HTTP
+		// calls) wraps them: its time is theirs.
+		if w := x.cur[op.id]; w != nil && w.service == op.service && w.nc > 0 {
+			d := bi.edge(b, op.service, op.callee)
+			if d.Wraps == "" {
+				d.Wraps = w.calls[0].callee
+			}
+			delete(x.cur, op.id)
+			x.freeEntry(w)
+		}
 		e := x.cur[op.parent]
 		if e == nil {
 			e = x.prev[op.parent]
