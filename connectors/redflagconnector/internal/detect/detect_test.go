@@ -162,3 +162,24 @@ func TestJudgeSlow(t *testing.T) {
 		assert.Equal(t, c.slow, r.slow, "%s: %+v", c.name, r)
 	}
 }
+
+// Edges whose spans wrap each other in a cycle (a misbehaving
+// instrumentation) are followed a few hops, never forever.
+func TestWrapCycle(t *testing.T) {
+	e := New(DefaultConfig())
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 60; i++ {
+		now = now.Add(BucketWidth)
+		var b Batch
+		for _, p := range [][2]string{{"a", "b"}, {"b", "c"}, {"c", "a"}} {
+			d := EdgeDelta{Caller: "s", Callee: p[0], Wraps: p[1]}
+			for j := 0; j < 20; j++ {
+				d.Observe(5, Outcome{Failed: i >= 30})
+			}
+			b.Edges = append(b.Edges, d)
+		}
+		e.Apply(now.Add(-time.Second), &b)
+		e.Evaluate(now)
+	}
+	require.NotEmpty(t, e.Alerts(), "the failing edges still alert")
+}

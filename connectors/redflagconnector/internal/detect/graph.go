@@ -78,11 +78,14 @@ func (e *Engine) buildGraph() *graph {
 // lengthen it).
 func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPath map[string]bool) []string {
 	// Calls whose spans wrap calls to another callee in trouble (a publish
-	// to a queue kept in a database that got slow) are that callee's.
-	if ed.wraps != "" && e.bucket-ed.wrapsBucket <= NumBuckets {
-		if in, ok := e.edges[edgeKey{ed.caller, ed.wraps}]; ok && in != ed && in.wraps != ed.callee && in.bad() {
-			return e.edgeOrigins(g, in, memo, onPath)
+	// to a queue kept in a database that got slow) are that callee's; a
+	// chain of wrappers is followed a few hops, never round a cycle.
+	for hops := 0; hops < 4 && ed.wraps != "" && e.bucket-ed.wrapsBucket <= NumBuckets; hops++ {
+		in, ok := e.edges[edgeKey{ed.caller, ed.wraps}]
+		if !ok || in == ed || !in.bad() {
+			break
 		}
+		ed = in
 	}
 	switch side := e.side(ed); {
 	case side == sideBetween && e.callerStarved(g, ed.caller):
