@@ -478,7 +478,7 @@ func (p *sampler) apply(now time.Time, w *ingest, remaining time.Duration, first
 				continue
 			}
 			for p.store.Len() >= p.maxTraces {
-				o, ok := p.store.Oldest()
+				o, ok := p.store.Oldest(nowTick)
 				if !ok {
 					break
 				}
@@ -544,7 +544,7 @@ func (p *sampler) keep(i uint32, g *group, w *ingest, now time.Time) bool {
 			return
 		}
 		for p.store.HeaderBytes() > p.budget/10 || !p.store.Append(i, hdr, body) {
-			o, found := p.store.Oldest()
+			o, found := p.store.Oldest(p.tickOf(now))
 			if !found || o == i {
 				p.early[reasonMemory]++
 				p.decideWith(i, now, hdr, body)

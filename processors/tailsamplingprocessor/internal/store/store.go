@@ -219,8 +219,14 @@ func (s *Store) Reschedule(i uint32, nowTick, tick int64) {
 	if tick >= e.decideTick {
 		return
 	}
+	same := (e.decideTick-tick)%int64(len(s.wheel)) == 0
 	e.decideTick = tick
-	s.schedule(i)
+	if !same {
+		// Its reference in the old slot goes stale; one in the same slot
+		// (a wheel's turn earlier) already serves, and a second would make
+		// the trace due twice.
+		s.schedule(i)
+	}
 }
 
 // Summary returns the trace's summary for update.
@@ -320,36 +326,52 @@ func (s *Store) Due(tick int64, dst []uint32) []uint32 {
 }
 
 // Oldest returns a waiting trace due soonest, for early decisions when memory
-// is short. Dead references it passes are dropped from the wheel, so calling
-// it repeatedly while deciding stays cheap.
-func (s *Store) Oldest() (uint32, bool) {
+// is short; nowTick is the caller's clock. Dead references it passes are
+// dropped from the wheel, so calling it repeatedly while deciding stays cheap.
+// References for a later turn of the wheel (scheduled while the wheel lagged
+// the clock) stay in their slot, moved behind the slot's due ones; and the
+// wheel is moved on over passed ticks that hold nothing due, as Due would,
+// so they are not scanned again.
+func (s *Store) Oldest(nowTick int64) (uint32, bool) {
 	if !s.started || len(s.index) == 0 {
 		return 0, false
 	}
 	n := int64(len(s.wheel))
+	later, haveLater := uint32(0), false
+	advance := true // every slot so far held nothing due
 	for t := s.done + 1; t <= s.done+n; t++ {
 		slot := t % n
 		refs := s.wheel[slot]
-		k := 0
-		for k < len(refs) {
+		end := len(refs) // refs[end:] are for a later turn
+		for k := 0; k < end; {
 			r := refs[k]
 			e := s.at(r.idx)
-			if e.live && e.gen == r.gen && e.decideTick == t {
-				break
+			switch {
+			case !e.live || e.gen != r.gen || e.decideTick < t:
+				// Dead, or stale (the trace was rescheduled elsewhere).
+				end--
+				refs[k] = refs[end]
+				refs[end] = refs[len(refs)-1]
+				refs = refs[:len(refs)-1]
+			case e.decideTick > t:
+				end--
+				refs[k], refs[end] = refs[end], refs[k]
+			default:
+				s.wheel[slot] = refs
+				return r.idx, true
 			}
-			k++
 		}
-		if k > 0 {
-			rest := copy(refs, refs[k:])
-			clear(refs[rest:])
-			refs = refs[:rest]
-			s.wheel[slot] = refs
+		s.wheel[slot] = refs
+		if len(refs) > 0 && !haveLater {
+			later, haveLater = refs[0].idx, true
 		}
-		if len(refs) > 0 {
-			return refs[0].idx, true
+		if advance && t <= nowTick {
+			s.done = t
+			continue
 		}
+		advance = false
 	}
-	return 0, false
+	return later, haveLater
 }
 
 // Segments calls fn with each stored segment of trace i, in arrival order,

@@ -48,12 +48,12 @@ func TestOldestAndSlotReuse(t *testing.T) {
 		s.Create(tid(i), int64(i), int64(i)+5)
 	}
 	for want := 0; want < 5; want++ {
-		i, ok := s.Oldest()
+		i, ok := s.Oldest(4)
 		require.True(t, ok)
 		require.Equal(t, tid(want), s.ID(i))
 		s.Release(i)
 	}
-	_, ok := s.Oldest()
+	_, ok := s.Oldest(4)
 	require.False(t, ok)
 	// Freed slots are reused; lookups see only live traces.
 	i := s.Create(tid(9), 6, 11)
@@ -97,6 +97,50 @@ func TestStaleClockStillComesDue(t *testing.T) {
 		due = s.Due(tick, due)
 	}
 	require.Equal(t, []uint32{i}, due, "decided within the wheel's horizon")
-	_, ok := s.Oldest()
+	_, ok := s.Oldest(130)
 	require.False(t, ok)
+}
+
+// While the decision loop is stalled (blocked forwarding to a full exporter
+// queue) the clock runs ahead of the wheel, and traces arriving then are
+// scheduled for a later turn of it. Deciding the oldest early, as a full
+// byte budget does, must neither lose them from the wheel (they would wait
+// until shutdown) nor skip them.
+func TestOldestWhileTheWheelLags(t *testing.T) {
+	a := buffer.NewArena(1<<20, 64<<10)
+	defer a.Close()
+	s := New(a, 10, 16) // a wheel of 12 slots
+	first := s.Create(tid(1), 0, 1)
+	require.Equal(t, []uint32{first}, s.Due(1, nil))
+	s.Release(first)
+	// The loop stalls at tick 1; the clock reaches 40.
+	b := s.Create(tid(2), 40, 45)
+	c := s.Create(tid(3), 40, 46)
+	o, ok := s.Oldest(40)
+	require.True(t, ok)
+	require.Equal(t, b, o, "the trace due soonest")
+	s.Release(b)
+	var due []uint32
+	for tick := int64(2); tick <= 60; tick++ {
+		due = s.Due(tick, due)
+	}
+	require.Equal(t, []uint32{c}, due, "the other trace still comes due")
+}
+
+// A root span moves a trace's decision earlier by exactly a turn of the
+// wheel (possible while the wheel lags): the trace is due once, not twice.
+func TestRescheduleByATurnIsDueOnce(t *testing.T) {
+	a := buffer.NewArena(1<<20, 64<<10)
+	defer a.Close()
+	s := New(a, 10, 16) // a wheel of 12 slots
+	first := s.Create(tid(1), 0, 1)
+	require.Equal(t, []uint32{first}, s.Due(1, nil))
+	s.Release(first)
+	i := s.Create(tid(2), 40, 50)
+	s.Reschedule(i, 40, 38)
+	var due []uint32
+	for tick := int64(2); tick <= 60; tick++ {
+		due = s.Due(tick, due)
+	}
+	require.Equal(t, []uint32{i}, due)
 }
