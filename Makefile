@@ -82,8 +82,12 @@ run: build
 test-deps:
 	scripts/test-deps.sh
 
+# Progress as the tests run (scripts/testprogress): slow tests named while
+# they run, skips with their reason, failures with their output.
 test: test-deps build testbed peer helm alertmanager-ui
-	VIGIL_BIN=$(BIN) TESTBED_BIN=$(TESTBED_BIN) PEER_BIN=$(PEER_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 40m ./...
+	$(GO) build -o bin/testprogress ./scripts/testprogress
+	set -o pipefail; VIGIL_BIN=$(BIN) TESTBED_BIN=$(TESTBED_BIN) PEER_BIN=$(PEER_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) \
+		$(GO) test -json -count=1 -timeout 40m ./... 2>&1 | bin/testprogress
 
 # The Helm chart against a real kube-apiserver + etcd (e2e/kube_test.go):
 # strict server-side dry run, helm install/upgrade, RBAC by SubjectAccessReview.
@@ -99,7 +103,9 @@ unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 e2e: build testbed helm alertmanager-ui
-	VIGIL_BIN=$(BIN) TESTBED_BIN=$(TESTBED_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) $(GO) test -count=1 -timeout 40m ./e2e/...
+	$(GO) build -o bin/testprogress ./scripts/testprogress
+	set -o pipefail; VIGIL_BIN=$(BIN) TESTBED_BIN=$(TESTBED_BIN) HELM_BIN=$(HELM_BIN) VIGIL_AM_UI_BIN=$(AM_UI_BIN) \
+		$(GO) test -json -count=1 -timeout 40m ./e2e/... 2>&1 | bin/testprogress
 
 # Copies the Grafana dashboards into the chart (files/dashboards), where
 # dashboards.enabled renders them into ConfigMaps; Helm reads no file outside
