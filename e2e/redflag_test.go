@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -39,7 +41,7 @@ func scrapeAlerts(t *testing.T) []string {
 // and the healthy traffic before it raises nothing.
 func TestDefaultConfigFlagsASimulatedCascade(t *testing.T) {
 	requireDefaultPortsFree(t)
-	startAgent(t, 13133)
+	a := startAgent(t, 13133)
 	// A minute of healthy traffic first: a rate is judged against the
 	// edge's own history, learned a minute behind the present.
 	const faultAfter = 60 * time.Second
@@ -81,6 +83,52 @@ func TestDefaultConfigFlagsASimulatedCascade(t *testing.T) {
 	require.Contains(t, firing, fmt.Sprintf(`origin_service="%s"`, origin))
 	require.Regexp(t, `cascade_id="[0-9a-f]{12}"`, firing)
 	require.Contains(t, firing, `severity="critical"`)
+
+	// The README's "See a cascade flagged" shows the log line the agent
+	// prints: it must still be the real one.
+	example := readmeRedFlagLine(t)
+	re := regexp.MustCompile(readmeExamplePattern(example, origin))
+	require.Eventually(t, func() bool { return re.MatchString(a.log.String()) }, 10*time.Second, 200*time.Millisecond,
+		"the README's example %s matches no line of the agent's log:\n%s", example, grepLines(a.log.String(), "red flag"))
+}
+
+// readmeRedFlagLine returns the example log line the README quotes after
+// "the agent's log says".
+func readmeRedFlagLine(t *testing.T) string {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	m := regexp.MustCompile("(?s)the agent's log says\\s+`([^`]+)`").FindSubmatch(b)
+	require.NotNil(t, m, "README.md no longer quotes the agent's red flag log line")
+	return string(m[1])
+}
+
+// readmeExamplePattern turns the README's example into a pattern for the
+// real line: \"...\" stands for an ID, "..." for any string value, {...}
+// for an object, ", ...," for more fields; the example's origin stands for
+// the simulator's.
+func readmeExamplePattern(example, origin string) string {
+	p := regexp.QuoteMeta(example)
+	for _, r := range [][2]string{
+		{`\\"\.\.\.\\"`, `\\"[0-9a-f]+\\"`},
+		{`"\.\.\."`, `"(?:[^"\\]|\\.)*"`},
+		{`\{\.\.\.\}`, `\{[^{}]*\}`},
+		{`, \.\.\., `, `, .*, `},
+		{"red flag ", `red flag\s+`},
+		{"payments", regexp.QuoteMeta(origin)},
+	} {
+		p = strings.ReplaceAll(p, r[0], r[1])
+	}
+	return p
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // requireDefaultPortsFree fails when a port of the embedded default is taken.
