@@ -57,6 +57,9 @@ type prwReceiver struct {
 
 	server *http.Server
 	done   chan struct{}
+	// maxBody is the body limit in force: max_request_body_size, or
+	// confighttp's default when unset.
+	maxBody int64
 
 	// bufs holds *[]byte for request bodies and decompressed payloads. A
 	// buffer is owned by one request from Get to Put; nothing decoded from
@@ -109,7 +112,7 @@ func (r *prwReceiver) Start(ctx context.Context, host component.Host) error {
 		_ = ln.Close()
 		return fmt.Errorf("cannot create HTTP server: %w", err)
 	}
-	r.server, r.done = srv, make(chan struct{})
+	r.server, r.done, r.maxBody = srv, make(chan struct{}), hc.MaxRequestBodySize
 	r.set.Logger.Info("Remote-write receiver listening", zap.String("endpoint", ln.Addr().String()), zap.String("path", WritePath))
 	go func() {
 		defer close(r.done)
@@ -203,7 +206,7 @@ func (r *prwReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			r.fail(ctx, w, version, http.StatusRequestEntityTooLarge, reasonTooLarge,
-				fmt.Errorf("request body exceeds max_request_body_size %d bytes", r.cfg.MaxRequestBodySize))
+				fmt.Errorf("request body exceeds max_request_body_size %d bytes", r.maxBody))
 			return
 		}
 		r.fail(ctx, w, version, http.StatusBadRequest, reasonReadError, fmt.Errorf("cannot read request body: %w", err))

@@ -202,7 +202,7 @@ func TestRefusals(t *testing.T) {
 		{"gzip", "", ctV1, "gzip", good, 415, reasonMediaType, "only snappy", 0},
 		{"GET", http.MethodGet, ctV1, "snappy", nil, 405, reasonMethod, "POST", 0},
 		{"compressed bomb", "", ctV1, "snappy", bomb, 413, reasonTooLarge, "exceeds max_decompressed_size", 0},
-		{"body too large", "", ctV1, "snappy", hugeBody, 413, reasonTooLarge, "max_request_body_size", 0},
+		{"body too large", "", ctV1, "snappy", hugeBody, 413, reasonTooLarge, "max_request_body_size 2097152 bytes", 0},
 		{"not snappy", "", ctV1, "snappy", []byte("\xff\xff\xff\xff\xff\xffnot snappy"), 400, reasonMalformed, "snappy", 0},
 		{"not protobuf", "", ctV1, "snappy", snappy.Encode(nil, []byte("\x0a\xff\xff\xff\xff\x0f")), 400, reasonMalformed, "cannot decode 1.0 protobuf", 0},
 		{"partly invalid", "", ctV1, "snappy", partial, 400, reasonInvalidSeries, "1 of 2 series refused; first: invalid series", 1},
@@ -228,6 +228,17 @@ func TestRefusals(t *testing.T) {
 			assert.Equal(t, int64(1), sumCounter(t, h.tel, "otelcol_receiver_prometheus_remote_write_requests", attribute.Int("code", tc.code)))
 		})
 	}
+}
+
+// With max_request_body_size unset, a refusal names the limit in force
+// (confighttp's default), not the unset 0.
+func TestDefaultBodyLimitNamed(t *testing.T) {
+	huge := make([]byte, 21<<20)
+	_, _ = rand.NewChaCha8([32]byte{2}).Read(huge)
+	h := start(t, nil, nil)
+	resp := h.post(t, ctV1, "snappy", snappy.Encode(nil, huge))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.Contains(t, bodyOf(t, resp), "max_request_body_size 20971520 bytes")
 }
 
 // When the pipeline refuses (memory_limiter, a full queue) the client is
