@@ -152,10 +152,12 @@ func (s *alertSet) room() bool {
 }
 
 // due appends to dst the alerts to send at now and marks them sent; it
-// forgets resolved alerts past retention.
+// forgets resolved alerts past retention, once their resolution was sent.
 func (s *alertSet) due(now time.Time, dst []postableAlert) []postableAlert {
 	for fp, h := range s.alerts {
-		if !h.firing && now.Sub(h.resolvedAt) > s.retention {
+		// A resolution is sent at least once, however short the retention
+		// (0 included): else Alertmanager resolves only when endsAt passes.
+		if !h.firing && h.sentResolve && now.Sub(h.resolvedAt) > s.retention {
 			delete(s.alerts, fp)
 			continue
 		}

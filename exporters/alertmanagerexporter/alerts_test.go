@@ -129,6 +129,24 @@ func TestResolvedIsSentWithItsEndsAtUntilRetention(t *testing.T) {
 	assert.Equal(t, [2]int{0, 0}, [2]int{f, r}, "forgotten after retention")
 }
 
+// resolved_retention 0 sends a resolution once, then forgets it; even one
+// that arrives after its retention has passed is sent.
+func TestZeroRetentionStillSendsTheResolutionOnce(t *testing.T) {
+	s := testSet(func(c *Config) { c.ResolvedRetention = 0 })
+	s.apply(cascadeEvent(alertevent.StateFiring, t0))
+	require.Len(t, s.due(t0, nil), 1)
+	resolvedAt := t0.Add(20 * time.Second)
+	ev := cascadeEvent(alertevent.StateResolved, resolvedAt)
+	ev.FiredAt = t0
+	s.apply(ev)
+	got := s.due(resolvedAt.Add(time.Second), nil)
+	require.Len(t, got, 1, "the resolution is sent")
+	assert.Equal(t, resolvedAt, got[0].EndsAt)
+	assert.Empty(t, s.due(resolvedAt.Add(2*time.Minute), nil), "and not again")
+	f, r := s.counts()
+	assert.Equal(t, [2]int{0, 0}, [2]int{f, r}, "forgotten once sent")
+}
+
 func TestResolvedWithoutFiringEntryStillSent(t *testing.T) {
 	// The resolution of an alert that fired before this exporter saw it
 	// (an exporter restarted alone) is sent; it carries firedAt.
