@@ -97,14 +97,12 @@ type sampler struct {
 	closed      bool
 
 	scratch sync.Pool
-	gauges  atomic.Pointer[gaugeSnap]
+	gauges  atomic.Pointer[metadata.Gauges]
 
 	startOnce, stopOnce sync.Once
 	stop                chan struct{}
 	done                chan struct{}
 }
-
-type gaugeSnap struct{ traces, buffered, mapped, budget, evS, evN int64 }
 
 // counterSink is an extension that shows the sampler's counters (the
 // vigil_status page does).
@@ -171,7 +169,7 @@ func newSampler(set processor.Settings, cfg *Config, next consumer.Traces) (*sam
 	p.sampled = newCache(cfg.DecisionCache.SampledCacheSize, cacheEntries)
 	p.notSampled = newCache(cfg.DecisionCache.NonSampledCacheSize, cacheEntries)
 	p.scratch.New = func() any { return &ingest{idx: map[[16]byte]int32{}} }
-	p.gauges.Store(&gaugeSnap{budget: p.budget})
+	p.gauges.Store(&metadata.Gauges{Budget: p.budget})
 	if p.tel, err = metadata.NewTelemetryBuilder(set.TelemetrySettings, p); err != nil {
 		return nil, err
 	}
@@ -231,11 +229,8 @@ func cgroupLimitFiles(procSelfCgroup string) []string {
 	return append(files, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 }
 
-// Gauges implements metadata.Gauges.
-func (p *sampler) Gauges() (int64, int64, int64, int64, int64, int64) {
-	g := p.gauges.Load()
-	return g.traces, g.buffered, g.mapped, g.budget, g.evS, g.evN
-}
+// Gauges implements metadata.Observed.
+func (p *sampler) Gauges() metadata.Gauges { return *p.gauges.Load() }
 
 func (p *sampler) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: false}
@@ -729,12 +724,12 @@ func (p *sampler) flush() {
 	p.early = map[string]int64{}
 	lat := p.latencies
 	p.latencies = nil
-	g := &gaugeSnap{traces: int64(p.store.Len()), buffered: p.arena.LiveBytes(), mapped: p.arena.MappedBytes(), budget: p.budget}
+	g := &metadata.Gauges{Traces: int64(p.store.Len()), Buffered: p.arena.LiveBytes(), Mapped: p.arena.MappedBytes(), Budget: p.budget}
 	if p.sampled != nil {
-		g.evS = int64(p.sampled.Evicted())
+		g.EvictedSampled = int64(p.sampled.Evicted())
 	}
 	if p.notSampled != nil {
-		g.evN = int64(p.notSampled.Evicted())
+		g.EvictedNotSampled = int64(p.notSampled.Evicted())
 	}
 	p.mu.Unlock()
 	p.gauges.Store(g)
@@ -786,8 +781,8 @@ func (p *sampler) flush() {
 			"traces_sampled": t.sampled, "traces_not_sampled": t.notSampled, "traces_dropped": t.dropped,
 			"traces_received": t.newTraces, "traces_too_large": t.tooLarge, "decided_early": t.early,
 			"late_spans_forwarded": t.lateSampled, "late_spans_dropped": t.lateDropped,
-			"traces_buffered": g.traces, "bytes_buffered": g.buffered, "memory_budget_bytes": g.budget,
-			"decisions_evicted": g.evS + g.evN,
+			"traces_buffered": g.Traces, "bytes_buffered": g.Buffered, "memory_budget_bytes": g.Budget,
+			"decisions_evicted": g.EvictedSampled + g.EvictedNotSampled,
 		}
 		for _, cs := range p.sinks {
 			cs.PublishCounters(p.id.String(), c)

@@ -38,16 +38,23 @@ type TelemetryBuilder struct {
 	registration             metric.Registration
 }
 
-// Gauges is read by the observable instruments at collection time.
-type Gauges interface {
-	// Gauges returns traces waiting, bytes buffered (live), bytes mapped by
-	// the span arena, the memory budget, and cumulative cache evictions
-	// (sampled, not sampled).
-	Gauges() (traces, buffered, mapped, budget, evictedSampled, evictedNotSampled int64)
+// Gauges are the values the builder's observable instruments report.
+type Gauges struct {
+	Traces   int64 // traces waiting for a decision
+	Buffered int64 // bytes of spans buffered (live)
+	Mapped   int64 // bytes mapped by the span arena
+	Budget   int64 // the memory budget in bytes
+	// Cumulative trace IDs forgotten by a full decision cache.
+	EvictedSampled, EvictedNotSampled int64
+}
+
+// Observed is read by the builder's observable instruments at collection time.
+type Observed interface {
+	Gauges() Gauges
 }
 
 // NewTelemetryBuilder creates the instruments on set's MeterProvider.
-func NewTelemetryBuilder(set component.TelemetrySettings, g Gauges) (*TelemetryBuilder, error) {
+func NewTelemetryBuilder(set component.TelemetrySettings, obs Observed) (*TelemetryBuilder, error) {
 	m := set.MeterProvider.Meter(ScopeName)
 	tb := &TelemetryBuilder{}
 	var err error
@@ -105,13 +112,13 @@ func NewTelemetryBuilder(set component.TelemetrySettings, g Gauges) (*TelemetryB
 	sampledAttr := metric.WithAttributes(cacheAttr("sampled"))
 	notSampledAttr := metric.WithAttributes(cacheAttr("not_sampled"))
 	tb.registration, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		t, b, mp, bud, es, en := g.Gauges()
-		o.ObserveInt64(traces, t)
-		o.ObserveInt64(buffered, b)
-		o.ObserveInt64(mapped, mp)
-		o.ObserveInt64(budget, bud)
-		o.ObserveInt64(evicted, es, sampledAttr)
-		o.ObserveInt64(evicted, en, notSampledAttr)
+		g := obs.Gauges()
+		o.ObserveInt64(traces, g.Traces)
+		o.ObserveInt64(buffered, g.Buffered)
+		o.ObserveInt64(mapped, g.Mapped)
+		o.ObserveInt64(budget, g.Budget)
+		o.ObserveInt64(evicted, g.EvictedSampled, sampledAttr)
+		o.ObserveInt64(evicted, g.EvictedNotSampled, notSampledAttr)
 		return nil
 	}, traces, buffered, mapped, budget, evicted)
 	return tb, err
