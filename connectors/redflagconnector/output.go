@@ -82,13 +82,13 @@ func (c *core) buildMetrics(now time.Time, alerts []detect.Alert, edgeViews []de
 		dp.SetTimestamp(ts)
 		dp.SetDoubleValue(1)
 		putLabels(dp.Attributes(), withState)
-		cur["ALERTS\x00"+labelKey(withState)] = seriesRef{"ALERTS", withState}
+		cur["ALERTS\x00"+alertevent.LabelsKey(withState)] = seriesRef{"ALERTS", withState}
 
 		dp = fg.AppendEmpty()
 		dp.SetTimestamp(ts)
 		dp.SetDoubleValue(float64(a.ActiveAt.Unix()))
 		putLabels(dp.Attributes(), a.Labels)
-		cur["ALERTS_FOR_STATE\x00"+labelKey(a.Labels)] = seriesRef{"ALERTS_FOR_STATE", a.Labels}
+		cur["ALERTS_FOR_STATE\x00"+alertevent.LabelsKey(a.Labels)] = seriesRef{"ALERTS_FOR_STATE", a.Labels}
 	}
 	// Each ending series gets a metric of its own: the prometheus exporter
 	// (v0.161.0, accumulator.go) stops reading a metric's points at its first
@@ -226,17 +226,6 @@ func putLabels(m pcommon.Map, labels map[string]string) {
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		m.PutStr(k, labels[k])
 	}
-}
-
-func labelKey(labels map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(labels[k])
-		b.WriteByte(0)
-	}
-	return b.String()
 }
 
 // buildEvents writes one alert event (internal/alertevent) per transition.

@@ -1,8 +1,6 @@
 package alertmanagerexporter
 
 import (
-	"maps"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -79,7 +77,7 @@ func (s *alertSet) apply(ev *alertevent.Event) outcome {
 	if !ok {
 		return invalidLabels
 	}
-	fp := fingerprint(labels)
+	fp := alertevent.LabelsKey(labels)
 	h := s.alerts[fp]
 	switch ev.State {
 	case alertevent.StatePending:
@@ -266,18 +264,6 @@ func sanitizeName(k string) string {
 	}
 	if b.Len() == 0 {
 		return "_"
-	}
-	return b.String()
-}
-
-// fingerprint identifies an alert by its sorted labels, as Alertmanager does.
-func fingerprint(labels map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(labels[k])
-		b.WriteByte(0)
 	}
 	return b.String()
 }

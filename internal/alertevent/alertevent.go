@@ -66,13 +66,17 @@ type Event struct {
 func (e *Event) Name() string { return e.Labels["alertname"] }
 
 // Fingerprint identifies the alert by its sorted labels, as Alertmanager does.
-func (e *Event) Fingerprint() string {
-	keys := slices.Sorted(maps.Keys(e.Labels))
+func (e *Event) Fingerprint() string { return LabelsKey(e.Labels) }
+
+// LabelsKey is the identity of a label set: its labels sorted by name, each
+// written name=value and ended by a zero byte. Every component that keys
+// alerts or series by their labels uses it, so they agree.
+func LabelsKey(labels map[string]string) string {
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		b.WriteString(k)
 		b.WriteByte('=')
-		b.WriteString(e.Labels[k])
+		b.WriteString(labels[k])
 		b.WriteByte(0)
 	}
 	return b.String()

@@ -5,8 +5,9 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/alertevent"
 )
 
 // State is an alert's state, named as Prometheus names it.
@@ -44,17 +45,6 @@ type Transition struct {
 	From  State // "" for a new alert
 }
 
-func fingerprint(labels map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(labels[k])
-		b.WriteByte(0)
-	}
-	return b.String()
-}
-
 // CascadeID is the stable identifier of the incident whose failures start at
 // origin: the same on every agent that sees it, so Alertmanager dedupes and
 // its inhibition rules can match symptom alerts to their cascade.
@@ -80,7 +70,7 @@ type candidate struct {
 func (e *Engine) offer(c candidate, now time.Time, out *[]Transition) *Alert {
 	id := c.identity
 	if id == "" {
-		id = fingerprint(c.labels)
+		id = alertevent.LabelsKey(c.labels)
 	}
 	a := e.alerts[id]
 	if a == nil {

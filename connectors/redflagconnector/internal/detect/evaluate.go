@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/alertevent"
 	"github.com/vigilhq/vigil/internal/redflag"
 )
 
@@ -155,7 +156,7 @@ func perSecond(n uint32, window time.Duration) string {
 // incident it belongs to when there is one (sticky for the alert's life).
 func symptomLabels(name, severity string, ed *edge, origin string) (map[string]string, string) {
 	l := map[string]string{"alertname": name, "severity": severity, "service": ed.caller, "callee": ed.callee}
-	identity := fingerprint(l)
+	identity := alertevent.LabelsKey(l)
 	if origin != "" {
 		l["cascade_id"] = CascadeID(origin)
 	}
@@ -165,7 +166,7 @@ func symptomLabels(name, severity string, ed *edge, origin string) (map[string]s
 // blastLabels adds the cascade_id of the incident whose blast radius a
 // service is in (origin "" : none), sticky like symptomLabels.
 func blastLabels(l map[string]string, origin string) (map[string]string, string) {
-	identity := fingerprint(l)
+	identity := alertevent.LabelsKey(l)
 	if origin != "" {
 		l["cascade_id"] = CascadeID(origin)
 	}
