@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -60,7 +61,11 @@ func runTestbed(o testbedOptions) error {
 		if err != nil {
 			return err
 		}
-		source = fmt.Sprintf("live: the services exported over OTLP to `vigil` (%s) running the red-flag connector with its defaults, whose alert events were collected", o.vigil)
+		version := "version unknown"
+		if out, err := exec.Command(o.vigil, "--version").Output(); err == nil {
+			version = strings.TrimSpace(string(out))
+		}
+		source = fmt.Sprintf("live: the services exported over OTLP to `vigil` (%s, %s) running the red-flag connector with its defaults, whose alert events were collected", o.vigil, version)
 	}
 	return report(o, truths, firings, source, time.Since(start))
 }
@@ -190,9 +195,9 @@ func report(o testbedOptions, truths []simulate.Truth, firings []eval.Firing, so
 	printf("## Red-flag detector evaluation on the testbed of real services (`make eval-redflags`)\n\n")
 	printf("Written by `make eval-redflags`: the testbed (benchmarks/testbed: Go services instrumented with otelgrpc, otelhttp and otelsql, "+
 		"exporting with the OpenTelemetry SDK, faults injected with toxiproxy, cgroups and in the services) with seed(s) %v (the detectors were "+
-		"tuned on the simulator and on testbed seeds 1-3, never on these), %s. Scored as the simulator's evaluation: a fault is detected when its "+
+		"tuned on the simulator, on testbed seeds 1 and 2 and on the e2e test's short plan (seed 7), never on these), %s. Scored as the simulator's evaluation: a fault is detected when its "+
 		"headline alert fires between its start and 5 minutes after its end; TTD is from its start to its first expected alert; "+
-		"origin top-1 is whether the first CascadingFailure (or IsolatedFailure) names the true origin. Commit %s, %s, %s wall.\n\n",
+		"origin top-1 is whether the first CascadingFailure (or IsolatedFailure) names the true origin. Evaluation code at commit %s, %s, %s wall.\n\n",
 		slices.Sorted(maps.Keys(seeds)), source, commitHash(), time.Now().UTC().Format("2006-01-02"), wall.Round(time.Second))
 	printf("| topology | fault | kind | detected | origin named | TTD | alerts expected and met |\n|---|---|---|---|---|---|---|\n")
 	var all eval.Summary
