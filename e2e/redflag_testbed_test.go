@@ -144,8 +144,17 @@ service:
 	for _, f := range truth.Faults {
 		t.Run(f.Kind+"@"+f.Origin, func(t *testing.T) {
 			t.Logf("fault: %s %s (%s) from +%s to +%s", f.Origin, f.Kind, f.Detail, f.Start.Sub(start).Round(time.Second), f.End.Sub(start).Round(time.Second))
+			// A fault owns what fires from its start until grace after its
+			// end, or until the next fault starts (the short plan's gaps are
+			// shorter than the grace).
+			until := f.End.Add(grace)
+			for _, g := range truth.Faults {
+				if g.Start.After(f.Start) && g.Start.Before(until) {
+					until = g.Start
+				}
+			}
 			in := func(ev alertevent.Event) bool {
-				return !ev.FiredAt.Before(f.Start) && ev.FiredAt.Before(f.End.Add(grace))
+				return !ev.FiredAt.Before(f.Start) && ev.FiredAt.Before(until)
 			}
 			var first *alertevent.Event
 			for i := range fired {

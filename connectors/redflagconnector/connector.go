@@ -115,15 +115,25 @@ func newCore(set connector.Settings, cfg *Config, clock clockwork.Clock, onDone 
 // Gauges implements metadata.Observed.
 func (c *core) Gauges() metadata.Gauges { return *c.gauges.Load() }
 
+// addMetricsOut and addLogsOut keep the first consumer of each output
+// signal. The collector builds one instance per (input, output) pair and
+// hands every instance with the same output the same downstream pipelines
+// (all those that list the connector as a receiver), so a second consumer is
+// that same downstream again: delivering to it would duplicate every alert
+// event and series (once per input signal).
 func (c *core) addMetricsOut(m consumer.Metrics) {
 	c.mu.Lock()
-	c.metricsOut = append(c.metricsOut, m)
+	if len(c.metricsOut) == 0 {
+		c.metricsOut = append(c.metricsOut, m)
+	}
 	c.mu.Unlock()
 }
 
 func (c *core) addLogsOut(l consumer.Logs) {
 	c.mu.Lock()
-	c.logsOut = append(c.logsOut, l)
+	if len(c.logsOut) == 0 {
+		c.logsOut = append(c.logsOut, l)
+	}
 	c.mu.Unlock()
 }
 

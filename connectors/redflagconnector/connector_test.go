@@ -162,9 +162,17 @@ func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 	require.NoError(t, err)
 	tl, err := f.tracesToLogs(ctx, set, cfg, lsink)
 	require.NoError(t, err)
+	// As the collector builds it when traces, metrics and logs pipelines all
+	// export to the connector: one instance per input, the same downstream.
+	ml, err := f.metricsToLogs(ctx, set, cfg, lsink)
+	require.NoError(t, err)
+	ll, err := f.logsToLogs(ctx, set, cfg, lsink)
+	require.NoError(t, err)
 	host := componenttest.NewNopHost()
 	require.NoError(t, tm.Start(ctx, host))
 	require.NoError(t, tl.Start(ctx, host))
+	require.NoError(t, ml.Start(ctx, host))
+	require.NoError(t, ll.Start(ctx, host))
 
 	cl.warm(t, tm, tl)
 	for range 3 {
@@ -194,11 +202,14 @@ func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 
 	var cascade alertevent.Event
+	n := 0
 	for _, ev := range events {
 		if ev.Name() == "CascadingFailure" && ev.State == alertevent.StateFiring {
 			cascade = ev
+			n++
 		}
 	}
+	assert.Equal(t, 1, n, "the firing event is delivered once, not once per input signal")
 	assert.Equal(t, "payments", cascade.Labels["origin_service"])
 	assert.Equal(t, detect.CascadeID("payments"), cascade.Labels["cascade_id"])
 	assert.Equal(t, "critical", cascade.Labels["severity"])
@@ -226,6 +237,8 @@ func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 	require.NotNil(t, forState)
 	assert.InDelta(t, float64(cascade.ActiveAt.Unix()), forState.DoubleValue(), 0)
 
+	require.NoError(t, ml.Shutdown(ctx))
+	require.NoError(t, ll.Shutdown(ctx))
 	require.NoError(t, tm.Shutdown(ctx))
 	require.NoError(t, tl.Shutdown(ctx))
 	require.NoError(t, tl.Shutdown(ctx), "shutdown is idempotent")
