@@ -112,7 +112,9 @@ func (p *progress) handle(e event) {
 			// A package's own output holds what no test owns: a build
 			// error, a panic, a timeout's goroutine dump.
 			for _, l := range pk.out {
-				fmt.Fprint(p.w, l)
+				if !strings.HasPrefix(l, "FAIL\t"+e.Package) { // printed below
+					fmt.Fprint(p.w, l)
+				}
 			}
 			fmt.Fprintf(p.w, "FAIL\t%s\t%.1fs\n", e.Package, e.Elapsed)
 			delete(p.pkgs, e.Package)

@@ -27,6 +27,7 @@ func TestReportsSkipsFailuresAndResults(t *testing.T) {
 		`{"Action":"run","Package":"`+pkg+`","Test":"TestQuick"}`,
 		`{"Action":"pass","Package":"`+pkg+`","Test":"TestQuick","Elapsed":0.1}`,
 		`{"Action":"output","Package":"`+pkg+`","Output":"FAIL\n"}`,
+		`{"Action":"output","Package":"`+pkg+`","Output":"FAIL\t`+pkg+`\t31.000s\n"}`,
 		`{"Action":"fail","Package":"`+pkg+`","Elapsed":31}`,
 	)
 	var out bytes.Buffer
@@ -44,6 +45,9 @@ func TestReportsSkipsFailuresAndResults(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
+	}
+	if n := strings.Count(got, "FAIL\t"+pkg); n != 1 {
+		t.Errorf("the package's result is printed %d times:\n%s", n, got)
 	}
 	if strings.Contains(got, "TestQuick") {
 		t.Errorf("a quick passing test is named:\n%s", got)
