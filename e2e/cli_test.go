@@ -39,6 +39,9 @@ func TestComponentsListsTheDistribution(t *testing.T) {
 		"connectors": {"forward", "span_metrics", "redflag"},
 		"extensions": {"health_check", "pprof", "zpages", "file_storage", "bearertokenauth", "vigil_status"},
 	}
+	// Each names its module, upstream ones with the version linked.
+	require.Regexp(t, `module: go\.opentelemetry\.io/collector/receiver/otlpreceiver v\d+\.\d+\.\d+\n`, out)
+	require.Regexp(t, `module: github\.com/vigilhq/vigil/processors/tailsamplingprocessor\n`, out)
 	got := componentsByKind(t, out)
 	for kind, names := range want {
 		for _, n := range names {

@@ -3,6 +3,11 @@
 package pipeline
 
 import (
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
 	"github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
@@ -28,6 +33,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/syslogreceiver"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/tcplogreceiver"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/udplogreceiver"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/connector/forwardconnector"
 	"go.opentelemetry.io/collector/exporter"
@@ -57,69 +63,119 @@ func Components() (otelcol.Factories, error) {
 	var err error
 	f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
 
-	f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
-		otlpreceiver.NewFactory(),
-		prometheusreceiver.NewFactory(),
-		prometheusremotewritereceiver.NewFactory(),
-		filelogreceiver.NewFactory(),
-		syslogreceiver.NewFactory(),
-		tcplogreceiver.NewFactory(),
-		udplogreceiver.NewFactory(),
-		fluentforwardreceiver.NewFactory(),
-		journaldreceiver.NewFactory(),
-		hostmetricsreceiver.NewFactory(),
-		kubeletstatsreceiver.NewFactory(),
+	f.Receivers, f.ReceiverModules, err = factories[receiver.Factory](
+		otlpreceiver.NewFactory,
+		prometheusreceiver.NewFactory,
+		prometheusremotewritereceiver.NewFactory,
+		filelogreceiver.NewFactory,
+		syslogreceiver.NewFactory,
+		tcplogreceiver.NewFactory,
+		udplogreceiver.NewFactory,
+		fluentforwardreceiver.NewFactory,
+		journaldreceiver.NewFactory,
+		hostmetricsreceiver.NewFactory,
+		kubeletstatsreceiver.NewFactory,
 	)
 	if err != nil {
 		return f, err
 	}
 
-	f.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
-		batchprocessor.NewFactory(),
-		memorylimiterprocessor.NewFactory(),
-		k8sattributesprocessor.NewFactory(),
-		resourceprocessor.NewFactory(),
-		resourcedetectionprocessor.NewFactory(),
-		attributesprocessor.NewFactory(),
-		filterprocessor.NewFactory(),
-		transformprocessor.NewFactory(),
-		tailsamplingprocessor.NewFactory(),
+	f.Processors, f.ProcessorModules, err = factories[processor.Factory](
+		batchprocessor.NewFactory,
+		memorylimiterprocessor.NewFactory,
+		k8sattributesprocessor.NewFactory,
+		resourceprocessor.NewFactory,
+		resourcedetectionprocessor.NewFactory,
+		attributesprocessor.NewFactory,
+		filterprocessor.NewFactory,
+		transformprocessor.NewFactory,
+		tailsamplingprocessor.NewFactory,
 	)
 	if err != nil {
 		return f, err
 	}
 
-	f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
-		otlpexporter.NewFactory(),
-		otlphttpexporter.NewFactory(),
-		debugexporter.NewFactory(),
-		fileexporter.NewFactory(),
-		prometheusexporter.NewFactory(),
-		prometheusremotewriteexporter.NewFactory(),
-		loadbalancingexporter.NewFactory(),
-		kafkaexporter.NewFactory(),
-		alertmanagerexporter.NewFactory(),
+	f.Exporters, f.ExporterModules, err = factories[exporter.Factory](
+		otlpexporter.NewFactory,
+		otlphttpexporter.NewFactory,
+		debugexporter.NewFactory,
+		fileexporter.NewFactory,
+		prometheusexporter.NewFactory,
+		prometheusremotewriteexporter.NewFactory,
+		loadbalancingexporter.NewFactory,
+		kafkaexporter.NewFactory,
+		alertmanagerexporter.NewFactory,
 	)
 	if err != nil {
 		return f, err
 	}
 
-	f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
-		forwardconnector.NewFactory(),
-		spanmetricsconnector.NewFactory(),
-		redflagconnector.NewFactory(),
+	f.Connectors, f.ConnectorModules, err = factories[connector.Factory](
+		forwardconnector.NewFactory,
+		spanmetricsconnector.NewFactory,
+		redflagconnector.NewFactory,
 	)
 	if err != nil {
 		return f, err
 	}
 
-	f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
-		healthcheckextension.NewFactory(),
-		pprofextension.NewFactory(),
-		zpagesextension.NewFactory(),
-		filestorage.NewFactory(),
-		bearertokenauthextension.NewFactory(),
-		statusextension.NewFactory(),
+	f.Extensions, f.ExtensionModules, err = factories[extension.Factory](
+		healthcheckextension.NewFactory,
+		pprofextension.NewFactory,
+		zpagesextension.NewFactory,
+		filestorage.NewFactory,
+		bearertokenauthextension.NewFactory,
+		statusextension.NewFactory,
 	)
 	return f, err
+}
+
+// factories makes a factory map from constructors, with the Go module each
+// comes from (what `vigil components` shows): the module of the
+// constructor's package and its version in the binary's build information,
+// so the list cannot drift from what is linked.
+func factories[F component.Factory](ctors ...func() F) (map[component.Type]F, map[component.Type]string, error) {
+	facs := make([]F, 0, len(ctors))
+	mods := make(map[component.Type]string, len(ctors))
+	for _, ctor := range ctors {
+		fac := ctor()
+		facs = append(facs, fac)
+		mods[fac.Type()] = moduleOf(ctor)
+	}
+	m, err := otelcol.MakeFactoryMap(facs...)
+	return m, mods, err
+}
+
+// moduleOf names the module of the package that defines fn, with its
+// version ("path version"), or the package path for Vigil's own.
+func moduleOf(fn any) string {
+	f := runtime.FuncForPC(reflect.ValueOf(fn).Pointer())
+	if f == nil {
+		return ""
+	}
+	pkg := f.Name()
+	if i := strings.LastIndexByte(pkg, '/'); i >= 0 {
+		if j := strings.IndexByte(pkg[i:], '.'); j >= 0 {
+			pkg = pkg[:i+j]
+		}
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return pkg
+	}
+	best := ""
+	version := ""
+	for _, d := range bi.Deps {
+		m := d
+		if d.Replace != nil {
+			m = d.Replace
+		}
+		if (pkg == d.Path || strings.HasPrefix(pkg, d.Path+"/")) && len(d.Path) > len(best) {
+			best, version = d.Path, m.Version
+		}
+	}
+	if best == "" {
+		return pkg // the main module: Vigil's own component
+	}
+	return best + " " + version
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 )
 
@@ -31,4 +32,29 @@ func TestComponentsHaveNoDuplicates(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, f.Receivers)
 	require.NotNil(t, f.Telemetry)
+}
+
+// `vigil components` names the module each component comes from, as a
+// collector built by ocb does. (A test binary carries no dependency
+// versions; e2e's TestComponentsListsTheDistribution checks them on the
+// real binary.)
+func TestComponentsNameTheirModules(t *testing.T) {
+	f, err := Components()
+	require.NoError(t, err)
+	require.Regexp(t, `^go\.opentelemetry\.io/collector/receiver/otlpreceiver( |$)`, f.ReceiverModules[component.MustNewType("otlp")])
+	require.Regexp(t, `^github\.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor( |$)`,
+		f.ProcessorModules[component.MustNewType("k8s_attributes")])
+	require.Equal(t, "github.com/vigilhq/vigil/connectors/redflagconnector", f.ConnectorModules[component.MustNewType("redflag")])
+	for kind, mods := range map[string]map[component.Type]string{
+		"receiver": f.ReceiverModules, "processor": f.ProcessorModules, "exporter": f.ExporterModules,
+		"connector": f.ConnectorModules, "extension": f.ExtensionModules,
+	} {
+		require.NotEmpty(t, mods, kind)
+		for typ, m := range mods {
+			require.NotEmptyf(t, m, "%s %s has no module", kind, typ)
+		}
+	}
+	for _, fac := range f.Receivers {
+		require.NotEmptyf(t, f.ReceiverModules[fac.Type()], "receiver %s has no module", fac.Type())
+	}
 }
