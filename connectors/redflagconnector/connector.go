@@ -46,9 +46,9 @@ type core struct {
 	onDone func()
 
 	mu         sync.Mutex
-	metricsOut []consumer.Metrics
-	logsOut    []consumer.Logs
-	fed        [3]bool // an instance already feeds this input signal
+	metricsOut consumer.Metrics // nil: no metrics pipeline receives from it
+	logsOut    consumer.Logs    // nil: no logs pipeline receives from it
+	fed        [3]bool          // an instance already feeds this input signal
 	refs       int
 	started    bool
 	stopped    bool
@@ -123,16 +123,16 @@ func (c *core) Gauges() metadata.Gauges { return *c.gauges.Load() }
 // event and series (once per input signal).
 func (c *core) addMetricsOut(m consumer.Metrics) {
 	c.mu.Lock()
-	if len(c.metricsOut) == 0 {
-		c.metricsOut = append(c.metricsOut, m)
+	if c.metricsOut == nil {
+		c.metricsOut = m
 	}
 	c.mu.Unlock()
 }
 
 func (c *core) addLogsOut(l consumer.Logs) {
 	c.mu.Lock()
-	if len(c.logsOut) == 0 {
-		c.logsOut = append(c.logsOut, l)
+	if c.logsOut == nil {
+		c.logsOut = l
 	}
 	c.mu.Unlock()
 }
@@ -303,7 +303,7 @@ func (c *core) evaluate(now time.Time) {
 	alerts := c.eng.Alerts()
 	var ev emission
 	c.mu.Lock()
-	wantMetrics, wantLogs := len(c.metricsOut) > 0, len(c.logsOut) > 0
+	wantMetrics, wantLogs := c.metricsOut != nil, c.logsOut != nil
 	status := c.status
 	c.mu.Unlock()
 	var edgeViews []detect.EdgeView
@@ -367,36 +367,22 @@ func (c *core) evaluate(now time.Time) {
 	}
 }
 
-// emitter delivers outputs; every consumer after the first gets its own copy.
+// emitter delivers outputs.
 func (c *core) emitter() {
 	defer c.done.Done()
 	for ev := range c.emits {
 		c.mu.Lock()
-		mouts, louts := c.metricsOut, c.logsOut
+		mout, lout := c.metricsOut, c.logsOut
 		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.EvaluationInterval)
-		if ev.md != (pmetric.Metrics{}) {
-			for i, m := range mouts {
-				md := ev.md
-				if i > 0 {
-					md = pmetric.NewMetrics()
-					ev.md.CopyTo(md)
-				}
-				if err := m.ConsumeMetrics(ctx, md); err != nil {
-					c.logger.Warn("cannot deliver red-flag metrics", zap.Error(err))
-				}
+		if ev.md != (pmetric.Metrics{}) && mout != nil {
+			if err := mout.ConsumeMetrics(ctx, ev.md); err != nil {
+				c.logger.Warn("cannot deliver red-flag metrics", zap.Error(err))
 			}
 		}
-		if ev.ld != (plog.Logs{}) {
-			for i, l := range louts {
-				ld := ev.ld
-				if i > 0 {
-					ld = plog.NewLogs()
-					ev.ld.CopyTo(ld)
-				}
-				if err := l.ConsumeLogs(ctx, ld); err != nil {
-					c.logger.Warn("cannot deliver red-flag alert events", zap.Error(err))
-				}
+		if ev.ld != (plog.Logs{}) && lout != nil {
+			if err := lout.ConsumeLogs(ctx, ev.ld); err != nil {
+				c.logger.Warn("cannot deliver red-flag alert events", zap.Error(err))
 			}
 		}
 		cancel()
