@@ -107,13 +107,8 @@ func TestStaleClockStillComesDue(t *testing.T) {
 // byte budget does, must neither lose them from the wheel (they would wait
 // until shutdown) nor skip them.
 func TestOldestWhileTheWheelLags(t *testing.T) {
-	a := buffer.NewArena(1<<20, 64<<10)
-	defer a.Close()
-	s := New(a, 10, 16) // a wheel of 12 slots
-	first := s.Create(tid(1), 0, 1)
-	require.Equal(t, []uint32{first}, s.Due(1, nil))
-	s.Release(first)
-	// The loop stalls at tick 1; the clock reaches 40.
+	s := stalledAtTick1(t)
+	// The clock reaches 40.
 	b := s.Create(tid(2), 40, 45)
 	c := s.Create(tid(3), 40, 46)
 	o, ok := s.Oldest(40)
@@ -130,12 +125,7 @@ func TestOldestWhileTheWheelLags(t *testing.T) {
 // A root span moves a trace's decision earlier by exactly a turn of the
 // wheel (possible while the wheel lags): the trace is due once, not twice.
 func TestRescheduleByATurnIsDueOnce(t *testing.T) {
-	a := buffer.NewArena(1<<20, 64<<10)
-	defer a.Close()
-	s := New(a, 10, 16) // a wheel of 12 slots
-	first := s.Create(tid(1), 0, 1)
-	require.Equal(t, []uint32{first}, s.Due(1, nil))
-	s.Release(first)
+	s := stalledAtTick1(t)
 	i := s.Create(tid(2), 40, 50)
 	s.Reschedule(i, 40, 38)
 	var due []uint32
@@ -143,4 +133,16 @@ func TestRescheduleByATurnIsDueOnce(t *testing.T) {
 		due = s.Due(tick, due)
 	}
 	require.Equal(t, []uint32{i}, due)
+}
+
+// stalledAtTick1 returns a store whose wheel of 12 slots has processed tick 1
+// and holds nothing: its decision loop stalls there while the clock runs on.
+func stalledAtTick1(t *testing.T) *Store {
+	a := buffer.NewArena(1<<20, 64<<10)
+	t.Cleanup(a.Close)
+	s := New(a, 10, 16)
+	first := s.Create(tid(1), 0, 1)
+	require.Equal(t, []uint32{first}, s.Due(1, nil))
+	s.Release(first)
+	return s
 }
