@@ -209,8 +209,9 @@ func (s *alertSet) counts() (firing, resolved int) {
 }
 
 // labels returns the labels to send: the event's, plus external labels it
-// lacks, without empty values (an empty label is no label). It refuses a
-// label name Alertmanager would reject, which would fail the whole batch.
+// lacks, without empty values (an empty label is no label, so an external
+// label of that name applies, as in Prometheus). It refuses a label name
+// Alertmanager would reject, which would fail the whole batch.
 func (s *alertSet) labels(in map[string]string) (map[string]string, bool) {
 	out := make(map[string]string, len(in)+len(s.external))
 	for k, v := range s.external {
@@ -221,7 +222,6 @@ func (s *alertSet) labels(in map[string]string) (map[string]string, bool) {
 			return nil, false
 		}
 		if v == "" {
-			delete(out, k)
 			continue
 		}
 		out[k] = strings.ToValidUTF8(v, "\uFFFD")

@@ -205,6 +205,7 @@ func TestLabelsSent(t *testing.T) {
 	s := testSet(func(c *Config) { c.ExternalLabels = map[string]string{"cluster": "prod-eu", "severity": "none"} })
 	ev := cascadeEvent(alertevent.StateFiring, t0)
 	ev.Labels["empty"] = ""
+	ev.Labels["cluster"] = "" // no label: the external one applies
 	ev.Annotations = map[string]string{"summary": "s", "bad-name": "v", "empty": "", "bad\xffvalue": "x\xff"}
 	require.Equal(t, applied, s.apply(ev))
 	got := s.due(t0, nil)
