@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -471,7 +472,7 @@ func msToTs(ms int64) pcommon.Timestamp { return pcommon.Timestamp(ms * 1e6) }
 
 // scanLabels fills the identity fields of s from its labels and validates them.
 func (b *batch) scanLabels(s *series) bool {
-	prev := ""
+	prev, sorted := "", true
 	for i, l := range s.labels {
 		if l.Name == "" {
 			b.invalid(s, "empty label name")
@@ -481,6 +482,7 @@ func (b *batch) scanLabels(s *series) bool {
 			b.invalid(s, "duplicate label %q", l.Name)
 			return false
 		}
+		sorted = sorted && l.Name > prev
 		prev = l.Name
 		if !utf8.ValidString(l.Name) || !utf8.ValidString(l.Value) {
 			b.invalid(s, "label %q is not valid UTF-8", l.Name)
@@ -503,11 +505,34 @@ func (b *batch) scanLabels(s *series) bool {
 			s.scopeV = l.Value
 		}
 	}
+	if !sorted {
+		// Senders should sort labels by name, but not all do; a duplicate
+		// is then not next to its twin.
+		if d, ok := duplicateName(s.labels); ok {
+			b.invalid(s, "duplicate label %q", d)
+			return false
+		}
+	}
 	if s.name == "" {
 		b.invalid(s, "no metric name (__name__ label)")
 		return false
 	}
 	return true
+}
+
+// duplicateName returns a label name that occurs twice in ls.
+func duplicateName(ls []prompb.Label) (string, bool) {
+	names := make([]string, len(ls))
+	for i := range ls {
+		names[i] = ls[i].Name
+	}
+	slices.Sort(names)
+	for i := 1; i < len(names); i++ {
+		if names[i] == names[i-1] {
+			return names[i], true
+		}
+	}
+	return "", false
 }
 
 var familySuffixes = [...]string{"_bucket", "_sum", "_count", "_created", "_total", "_info", "_gsum", "_gcount"}

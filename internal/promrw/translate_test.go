@@ -407,13 +407,14 @@ func TestInvalidSeries(t *testing.T) {
 		ts   prompb.TimeSeries
 		want string
 	}{
-		"no name":          {series1([]prompb.Label{{Name: "job", Value: "a"}}, 1), "no metric name"},
-		"bad utf8":         {series1(lbls("x", "k", "\xff"), 1), "not valid UTF-8"},
-		"duplicate label":  {series1([]prompb.Label{{Name: labelName, Value: "x"}, {Name: "a", Value: "1"}, {Name: "a", Value: "2"}}, 1), `duplicate label "a"`},
-		"empty label name": {series1([]prompb.Label{{Name: "", Value: "v"}, {Name: labelName, Value: "x"}}, 1), "empty label name"},
-		"bad le":           {series1(lbls("x_bucket", "le", "high"), 1), `le="high" is not a number`},
-		"bad quantile":     {series1(lbls("x", "quantile", "2"), 1), `quantile="2"`},
-		"negative time":    {prompb.TimeSeries{Labels: lbls("x"), Samples: []prompb.Sample{{Value: 1, Timestamp: -1}}}, "out of range"},
+		"no name":                   {series1([]prompb.Label{{Name: "job", Value: "a"}}, 1), "no metric name"},
+		"bad utf8":                  {series1(lbls("x", "k", "\xff"), 1), "not valid UTF-8"},
+		"duplicate label":           {series1([]prompb.Label{{Name: labelName, Value: "x"}, {Name: "a", Value: "1"}, {Name: "a", Value: "2"}}, 1), `duplicate label "a"`},
+		"duplicate label, unsorted": {series1([]prompb.Label{{Name: "a", Value: "1"}, {Name: labelName, Value: "x"}, {Name: "a", Value: "2"}}, 1), `duplicate label "a"`},
+		"empty label name":          {series1([]prompb.Label{{Name: "", Value: "v"}, {Name: labelName, Value: "x"}}, 1), "empty label name"},
+		"bad le":                    {series1(lbls("x_bucket", "le", "high"), 1), `le="high" is not a number`},
+		"bad quantile":              {series1(lbls("x", "quantile", "2"), 1), `quantile="2"`},
+		"negative time":             {prompb.TimeSeries{Labels: lbls("x"), Samples: []prompb.Sample{{Value: 1, Timestamp: -1}}}, "out of range"},
 		"samples and histograms": {prompb.TimeSeries{Labels: lbls("x"), Samples: []prompb.Sample{{Value: 1, Timestamp: 1}},
 			Histograms: []prompb.Histogram{{Timestamp: 1}}}, "both float samples and native histograms"},
 		"gap bomb": {prompb.TimeSeries{Labels: lbls("x"), Histograms: []prompb.Histogram{{
