@@ -64,6 +64,9 @@ type candidate struct {
 	// lookup key without the sticky labels (cascade_id of symptoms), so the
 	// label set chosen at creation stays until the alert resolves.
 	identity string
+	// since, when set, is when the condition's evidence began, if earlier
+	// than the evaluation that first finds it (For counts from there).
+	since time.Time
 }
 
 // offer applies one candidate to the alert set at now and records transitions.
@@ -84,7 +87,11 @@ func (e *Engine) offer(c candidate, now time.Time, out *[]Transition) *Alert {
 			labels = maps.Clone(labels)
 			labels[namespaceLabel] = ns
 		}
-		a = &Alert{Labels: labels, State: Pending, ActiveAt: now, key: id, for_: c.forDur}
+		active := now
+		if !c.since.IsZero() && c.since.Before(now) {
+			active = c.since
+		}
+		a = &Alert{Labels: labels, State: Pending, ActiveAt: active, key: id, for_: c.forDur}
 		e.alerts[id] = a
 		*out = append(*out, Transition{Alert: a.copy(), From: ""})
 	} else if !c.start && !c.keep {
@@ -93,6 +100,9 @@ func (e *Engine) offer(c candidate, now time.Time, out *[]Transition) *Alert {
 	a.seen = true
 	if a.State == Pending && c.forDur < a.for_ {
 		a.for_ = c.forDur // stronger evidence need not wait as long
+	}
+	if a.State == Pending && !c.since.IsZero() && c.since.Before(a.ActiveAt) {
+		a.ActiveAt = c.since // the evidence turned out to be older
 	}
 	a.Annotations = c.annotations
 	if c.trace != ([16]byte{}) {

@@ -49,7 +49,10 @@ type ErrorSpikeConfig struct {
 	// few calls a minute alerts when most of them fail, and one failure in
 	// ten is not a spike. At least three failures are always needed.
 	MinCalls uint32 `mapstructure:"min_calls"`
-	// For is how long the condition must hold before the alert fires.
+	// For is how long the condition must hold before the alert fires,
+	// counted from when the calls began failing without a break once three
+	// ten-second buckets in a row failed (a burst inside one or two buckets
+	// waits all of it from when the rate test passes).
 	For time.Duration `mapstructure:"for"`
 }
 
@@ -90,7 +93,9 @@ type LatencyConfig struct {
 	// needs before it is judged: 20 (a minute of a busy edge, a few minutes
 	// of a quiet one).
 	MinBaseline float64 `mapstructure:"min_baseline"`
-	// For is how long the condition must hold before the alert fires.
+	// For is how long the condition must hold before the alert fires,
+	// counted from when the calls got slow without a break once three
+	// ten-second buckets in a row were slow.
 	For time.Duration `mapstructure:"for"`
 }
 

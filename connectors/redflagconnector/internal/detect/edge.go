@@ -115,6 +115,18 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 		significant(float64(w1.Errors), float64(n1), p0, minInfo) {
 		ev.spike = true
 	}
+	// A caller that all but stopped calling (a circuit breaker opened,
+	// clients gave up) leaves both windows full of the healthy calls it made
+	// before: its last 30 s are judged alone when they carried under a
+	// quarter of the edge's normal calls. The drop itself is the persistence
+	// that the five-minute ratio stands for on the other routes.
+	w30 := ed.win.sum(bk, 3)
+	n30 := w30.judged()
+	err30 := ratio(w30.Errors, n30)
+	dropped := known && ed.baseCalls.ready(NumBuckets) && float64(w30.Calls) < droppedShare*3*ed.baseCalls.v &&
+		n30 >= es.MinCalls && w30.Errors >= minFailures && err30 >= ev.thr &&
+		significant(float64(w30.Errors), float64(n30), p0, minInfo)
+	ev.spike = ev.spike || dropped
 	ev.spikeKeep = n5 > 0 && (ev.err1 >= ev.thr/2 || (quietAgrees && ev.err5 >= ev.thr/2))
 
 	// DependencyTimeoutPressure.
@@ -147,7 +159,7 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	// The last minute alone, when it has enough calls: incidents are found
 	// from it (a cascade must not wait for five minutes of history to dilute
 	// away), while the symptom alerts keep the five-minute rule.
-	ev.fast = known && n1 >= es.MinCalls && ((w1.Errors >= minFailures && ev.err1 >= ev.thr &&
+	ev.fast = dropped || known && n1 >= es.MinCalls && ((w1.Errors >= minFailures && ev.err1 >= ev.thr &&
 		significant(float64(w1.Errors), float64(n1), p0, minInfo)) ||
 		(ev.tmo1 >= tp.TimeoutRatio && w1.Class[ClassTimeout] >= minFailures && significant(float64(w1.Class[ClassTimeout]), float64(n1), pTmo, minInfo)))
 
@@ -183,6 +195,37 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 // minFailures is the fewest failures any rate alert starts on: two could be
 // chance at any rate.
 const minFailures = 3
+
+// failingSince is when the edge's current run of failures began (see
+// runSince): buckets whose calls failed at least at thr.
+func (ed *edge) failingSince(bk int64, thr float64) time.Time {
+	return ed.win.runSince(bk, func(c *Counts) (bool, bool) {
+		n := c.judged()
+		return n > 0, n > 0 && c.Errors > 0 && ratio(c.Errors, n) >= thr
+	})
+}
+
+// slowSince is when the edge's current run of slow calls began (see
+// runSince): buckets with at least the share of calls beyond the bar that
+// made the latest latency test slow.
+func (ed *edge) slowSince(bk int64, minShare float64) time.Time {
+	l := &ed.ev.lat
+	if !l.slow || l.barMs <= 0 {
+		return time.Time{}
+	}
+	share := minShare
+	if l.barMs == l.baseP90 { // the shift test decided
+		share = shiftShare
+	}
+	return ed.win.runSince(bk, func(c *Counts) (bool, bool) {
+		n := c.Hist.Total()
+		return n > 0, n > 0 && c.ShareAtLeast(l.barMs) >= share
+	})
+}
+
+// droppedShare is the share of an edge's normal calls below which its caller
+// has all but stopped calling.
+const droppedShare = 0.25
 
 // minHistory is how many calls' worth of history a failure rate needs before
 // it is judged against it: a few minutes of a quiet edge, seconds of a busy

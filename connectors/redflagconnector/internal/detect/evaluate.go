@@ -207,7 +207,8 @@ func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, 
 			ann["summary"] = fmt.Sprintf("%s -> %s: %s of calls fail (baseline %s)", ed.caller, ed.callee, pct(ev.err5), pct(ev.baseErr))
 			ann["description"] = fmt.Sprintf("Calls from %s to %s fail at %s over 5 minutes (%s in the last minute), above the threshold %s; top error class %s.",
 				ed.caller, ed.callee, pct(ev.err5), pct(ev.err1), pct(ev.thr), topClass(&ev.w5))
-			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.ErrorSpike.For, start: ev.spike, keep: ev.spikeKeep, trace: ed.errTrace, identity: id}, now, out)
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.ErrorSpike.For, start: ev.spike, keep: ev.spikeKeep, trace: ed.errTrace, identity: id,
+				since: ed.failingSince(bucketOf(now), ev.thr)}, now, out)
 		}
 
 		if ev.pressure || ev.pressureKeep {
@@ -241,7 +242,8 @@ func (e *Engine) edgeAlerts(now time.Time, g *graph, originOf map[*edge]string, 
 			ann["description"] = fmt.Sprintf("Calls from %s to %s take longer than usual: %s of recent calls reached %s, against a normal p90 of %s; recent p50 %s, p90 %s.",
 				ed.caller, ed.callee, pct(l.share), ms(l.barMs), ms(l.baseP90), ms(l.recentP50), ms(l.recentP90))
 			start := ev.slow && !ed.failing()
-			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.LatencySpike.For, start: start, keep: ev.slowKeep, trace: ed.errTrace, identity: id}, now, out)
+			e.offer(candidate{labels: labels, annotations: ann, forDur: cfg.LatencySpike.For, start: start, keep: ev.slowKeep, trace: ed.errTrace, identity: id,
+				since: ed.slowSince(bucketOf(now), cfg.LatencySpike.MinShare)}, now, out)
 		}
 
 		stormStart := ev.storm && e.calleeUnhealthy(g, ed)

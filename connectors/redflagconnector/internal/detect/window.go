@@ -250,6 +250,40 @@ func (r *ring) sum(bucket int64, n int) Counts {
 	return out
 }
 
+// runSince is when the current run of bad buckets began: the start of the
+// earliest of the last minute's buckets from which every bucket with calls
+// was bad, when at least minFailures of them were (a run, not a burst inside
+// one or two buckets, nor the scattered bad buckets of a series that is
+// always a little bad). The bucket being filled is passed over while it does
+// not show it yet. Zero when there is no such run. An alert's For counts
+// from there: a quiet series' evidence arrives a call at a time and has held
+// longer than For when its test first passes, and a busy one's has held
+// since its first bad bucket.
+func (r *ring) runSince(bk int64, judge func(c *Counts) (counted, bad bool)) time.Time {
+	first, n := int64(-1), 0
+	for b := bk; b > bk-6; b-- {
+		c := r.at(b)
+		if c == nil {
+			continue
+		}
+		counted, bad := judge(c)
+		if !counted {
+			continue
+		}
+		if !bad {
+			if b == bk {
+				continue
+			}
+			break
+		}
+		first, n = b, n+1
+	}
+	if n < minFailures {
+		return time.Time{}
+	}
+	return time.Unix(first*int64(BucketWidth/time.Second), 0)
+}
+
 // at returns the counts of one bucket, or nil when the ring does not hold it.
 func (r *ring) at(b int64) *Counts {
 	i := b % NumBuckets
