@@ -97,7 +97,7 @@ func TestTruth(t *testing.T) {
 		{"fulfil", topo.FaultSpec{Kind: topo.KindErrors, Target: "carrier-api"}, []string{"carrier", "picker"},
 			[]string{"CascadingFailure origin_service=carrier-api", "DependencyErrorSpike callee=carrier-api service=carrier"}},
 		{"fulfil", topo.FaultSpec{Kind: topo.KindPoolExhaustion, Target: "stock"}, []string{"picker", "reports"},
-			[]string{"CascadingFailure origin_service=stock", "DependencyErrorSpike callee=stock service=picker"}},
+			[]string{"CascadingFailure origin_service=stock", "Saturation service=stock"}},
 		{"fulfil", topo.FaultSpec{Kind: topo.KindSlowQuery, Target: "postgresql/fulfil", Via: []string{"orders", "stock"}}, []string{"orders", "stock", "api", "picker", "reports"},
 			[]string{"CascadingFailure origin_service=postgresql/fulfil", "DependencyLatencySpike callee=postgresql/fulfil service=orders"}},
 	} {

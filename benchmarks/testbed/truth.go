@@ -31,7 +31,13 @@ func faultTruth(t *topo.Topology, f topo.FaultSpec, size float64, detail string,
 		tolerate = secondary
 	}
 	exp := []simulate.Expectation{{Alertname: origin, Labels: map[string]string{"origin_service": f.Target}}}
-	if caller := t.NearestCaller(f); caller != "" {
+	switch caller := t.NearestCaller(f); {
+	case f.Kind == topo.KindPoolExhaustion:
+		// As in the simulator's pool-exhaustion scenario: the pool's own
+		// metrics name the cause, before and while its callers fail.
+		exp = append(exp, simulate.Expectation{Alertname: simulate.AlertSaturation,
+			Labels: map[string]string{"service": f.Target, "resource": "db_connection_pool"}})
+	case caller != "":
 		symptom := simulate.AlertDependencyErrorSpike
 		if topo.LatencyOnly(f.Kind) {
 			symptom = simulate.AlertDependencyLatencySpike
