@@ -159,8 +159,10 @@ bench: build peer
 # every simulator scenario over held-out seeds (a few minutes), and the
 # testbed of real services against bin/vigil (its full plan, about 45
 # minutes; needs root for cgroups, toxiproxy and PostgreSQL from test-deps).
-# EVAL_FLAGS="-seeds 1-5 -testbed-seed 1" for the tuning seeds; "-sim=false"
-# for the testbed alone; "-testbed=false" for the simulator alone.
+# EVAL_FLAGS="-seeds 1-5 -testbed-seed 1" for the tuning seeds;
+# "-testbed-seed 101,102" for two held-out testbed runs, one after the other,
+# in one report; "-sim=false" for the testbed alone; "-testbed=false" for the
+# simulator alone.
 eval-redflags: test-deps build testbed
 	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags -results benchmarks/RESULTS.md \
 		-testbed -vigil $(BIN) -testbed-bin $(TESTBED_BIN) -toxiproxy $(CURDIR)/.cache/bin/toxiproxy-server $(EVAL_FLAGS)
