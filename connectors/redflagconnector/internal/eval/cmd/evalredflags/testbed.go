@@ -79,14 +79,25 @@ func runTestbed(o testbedOptions) error {
 				return fmt.Errorf("testbed seed %d: %w", seed, err)
 			}
 			truths, firings = append(truths, ts...), append(firings, fs...)
+			if len(truths) < len(seeds)*len(ts) {
+				// Report the seeds done so far: a long series cut short
+				// still leaves its finished runs on record.
+				if err := report(o, truths, firings, liveSource(o), time.Since(start)); err != nil {
+					return err
+				}
+			}
 		}
-		version := "version unknown"
-		if out, err := exec.Command(o.vigil, "--version").Output(); err == nil {
-			version = strings.TrimSpace(string(out))
-		}
-		source = fmt.Sprintf("live: the services exported over OTLP to `vigil` (%s, %s) running the red-flag connector with its defaults, whose alert events were collected", o.vigil, version)
+		source = liveSource(o)
 	}
 	return report(o, truths, firings, source, time.Since(start))
+}
+
+func liveSource(o testbedOptions) string {
+	version := "version unknown"
+	if out, err := exec.Command(o.vigil, "--version").Output(); err == nil {
+		version = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("live: the services exported over OTLP to `vigil` (%s, %s) running the red-flag connector with its defaults, whose alert events were collected", o.vigil, version)
 }
 
 // live runs the testbed against the vigil binary and returns the truth and
