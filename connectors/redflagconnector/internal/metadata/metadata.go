@@ -98,7 +98,7 @@ func NewTelemetryBuilder(set component.TelemetrySettings, obs Observed) (*Teleme
 	}
 	edges := gauge("otelcol_connector_redflag_edges", "Caller -> callee edges tracked.")
 	services := gauge("otelcol_connector_redflag_services", "Services tracked.")
-	alerts := gauge("otelcol_connector_redflag_alerts", "Active alerts, by state.")
+	alerts := gauge("otelcol_connector_redflag_alerts", "Active alerts, by state (pending, firing).")
 	ctr := func(name, desc string) metric.Int64ObservableCounter {
 		if err != nil {
 			return nil

@@ -67,11 +67,11 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, obs Observed, exp
 		return c
 	}
 	b.AlertsSent = counter("otelcol_exporter_alertmanager_alerts_sent",
-		"Alerts an Alertmanager accepted, by alertmanager.", "{alert}")
+		"Alerts an Alertmanager accepted (2xx), by alertmanager.", "{alert}")
 	b.AlertsFailed = counter("otelcol_exporter_alertmanager_alerts_failed",
-		"Alerts in requests to an Alertmanager that failed (error, timeout, non-2xx), by alertmanager; the next resend carries them.", "{alert}")
+		"Alerts in requests to an Alertmanager that failed (connection error, timeout, non-2xx answer), by alertmanager. They are not retried; the next resend carries them, as Prometheus's notifier does.", "{alert}")
 	b.AlertsDropped = counter("otelcol_exporter_alertmanager_alerts_dropped",
-		"Alerts never sent, by reason (queue_full, alert_limit, invalid_labels, shutdown).", "{alert}")
+		"Alerts never sent, by reason: queue_full (the oldest queued alert made room), alert_limit (max_alerts already held), invalid_labels (a label name Alertmanager would refuse), shutdown (still queued when the drain at shutdown ran out of time).", "{alert}")
 	b.RecordsIgnored = counter("otelcol_exporter_alertmanager_records_ignored",
 		"Log records that were not vigil.alert events (not_alert) or were malformed ones (malformed).", "{record}")
 	b.RequestDuration, err = m.Float64Histogram("otelcol_exporter_alertmanager_request_duration",
@@ -80,11 +80,11 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, obs Observed, exp
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	errs = errors.Join(errs, err)
 	alerts, err := m.Int64ObservableGauge("otelcol_exporter_alertmanager_alerts",
-		metric.WithDescription("Alerts held, by state: firing (re-sent every resend_delay) and resolved (re-sent until resolved_retention)."),
+		metric.WithDescription("Alerts held, by state (firing, resolved)."),
 		metric.WithUnit("{alert}"))
 	errs = errors.Join(errs, err)
 	queue, err := m.Int64ObservableGauge("otelcol_exporter_alertmanager_queue_length",
-		metric.WithDescription("Alerts queued to send (bounded by queue_size; the oldest is dropped when full)."),
+		metric.WithDescription("Alerts queued to send (bounded by queue_size)."),
 		metric.WithUnit("{alert}"))
 	errs = errors.Join(errs, err)
 	if errs != nil {

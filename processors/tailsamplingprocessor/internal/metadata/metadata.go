@@ -67,16 +67,16 @@ func NewTelemetryBuilder(set component.TelemetrySettings, obs Observed) (*Teleme
 		return c
 	}
 	const p = "otelcol_processor_tail_sampling_"
-	tb.CountTracesSampled = ctr(p+"count_traces_sampled", "Traces each policy voted on, by policy and vote.", "{traces}")
-	tb.GlobalCountTracesSampled = ctr(p+"global_count_traces_sampled", "Final decisions, by decision.", "{traces}")
-	tb.PolicyEvaluationError = ctr(p+"sampling_policy_evaluation_error", "Policy evaluations that failed (an OTTL error with error_mode propagate); the policy abstains.", "{errors}")
+	tb.CountTracesSampled = ctr(p+"count_traces_sampled", "Traces each policy voted on, by policy (processor name prefix), sampled and decision.", "{traces}")
+	tb.GlobalCountTracesSampled = ctr(p+"global_count_traces_sampled", "Final decisions, by sampled and decision (sampled, not_sampled, dropped).", "{traces}")
+	tb.PolicyEvaluationError = ctr(p+"sampling_policy_evaluation_error", "Policy evaluations that failed (OTTL with error_mode propagate); the policy abstains.", "{errors}")
 	tb.NewTraceIDReceived = ctr(p+"new_trace_id_received", "Traces seen for the first time.", "{traces}")
 	tb.EarlyReleasesFromCache = ctr(p+"early_releases_from_cache_decision", "Late spans that followed their trace's cached decision, by sampled.", "{spans}")
-	tb.TracesDroppedTooLarge = ctr(p+"traces_dropped_too_large", "Traces not sampled because they exceeded maximum_trace_size_bytes.", "{traces}")
+	tb.TracesDroppedTooLarge = ctr(p+"traces_dropped_too_large", "Traces not sampled because they grew past maximum_trace_size_bytes.", "{traces}")
 	tb.SpansReceived = ctr(p+"spans_received", "Spans received.", "{spans}")
-	tb.DecidedEarly = ctr(p+"decided_early", "Traces decided before decision_wait, by reason: memory (the byte budget was full), traces (the trace table was full), oversized (a span larger than an arena chunk), shutdown.", "{traces}")
+	tb.DecidedEarly = ctr(p+"decided_early", "Traces decided before decision_wait, by reason (memory, traces, oversized, shutdown).", "{traces}")
 	tb.ExportFailed = ctr(p+"export_failed", "Sampled spans the next component refused.", "{spans}")
-	tb.Restored = ctr(p+"restored", "Traces and cached decisions read back from the storage directory at start, by outcome (restored, unrestorable).", "{traces}")
+	tb.Restored = ctr(p+"restored", "Traces read back from the storage directory at start, by outcome (restored, unrestorable).", "{traces}")
 	if err != nil {
 		return nil, err
 	}
@@ -101,11 +101,11 @@ func NewTelemetryBuilder(set component.TelemetrySettings, obs Observed) (*Teleme
 	traces := gauge(p+"sampling_traces_on_memory", "Traces waiting for a decision.", "{traces}")
 	buffered := gauge(p+"buffered_bytes", "Bytes of spans waiting for a decision, outside the Go heap, uncompressed.", "By")
 	mapped := gauge(p+"arena_bytes", "Memory the span arena holds from the OS (frozen chunks compressed, the chunk being written, the decompression cache).", "By")
-	budget := gauge(p+"memory_budget_bytes", "The arena's byte budget (memory_limit_mib).", "By")
+	budget := gauge(p+"memory_budget_bytes", "The byte budget (memory_limit_mib).", "By")
 	if err != nil {
 		return nil, err
 	}
-	evicted, err := m.Int64ObservableCounter(p+"cache_evictions", metric.WithDescription("Trace IDs forgotten by a full decision cache, by cache."), metric.WithUnit("{traces}"))
+	evicted, err := m.Int64ObservableCounter(p+"cache_evictions", metric.WithDescription("Trace IDs forgotten by a full decision cache, by cache (sampled, not_sampled)."), metric.WithUnit("{traces}"))
 	if err != nil {
 		return nil, err
 	}

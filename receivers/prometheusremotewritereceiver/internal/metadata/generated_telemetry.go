@@ -46,7 +46,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 	var err, errs error
 	b.ReceiverPrometheusRemoteWriteRequests, err = m.Int64Counter(
 		"otelcol_receiver_prometheus_remote_write_requests",
-		metric.WithDescription("Remote-write HTTP requests, by protocol version and status code."),
+		metric.WithDescription("Remote-write HTTP requests, by protocol version (1.0, 2.0, unknown) and status code."),
 		metric.WithUnit("{request}"))
 	errs = errors.Join(errs, err)
 	b.ReceiverPrometheusRemoteWriteSeries, err = m.Int64Counter(
@@ -61,12 +61,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 	errs = errors.Join(errs, err)
 	b.ReceiverPrometheusRemoteWriteRejects, err = m.Int64Counter(
 		"otelcol_receiver_prometheus_remote_write_rejects",
-		metric.WithDescription("Requests or series refused, by reason."),
+		metric.WithDescription("Requests or series refused, by reason: method_not_allowed, unsupported_media_type (415), too_large (413: body over max_request_body_size, or decoded size announced over max_decompressed_size), malformed and read_error (400), invalid_series (400, the rest of the request is forwarded), dropped_by_spec (gauge histograms, bad exemplars; not an error), refused_downstream (503 + Retry-After), refused_permanent (400)."),
 		metric.WithUnit("{reject}"))
 	errs = errors.Join(errs, err)
 	b.ReceiverPrometheusRemoteWriteSplitPoints, err = m.Int64Counter(
 		"otelcol_receiver_prometheus_remote_write_split_points",
-		metric.WithDescription("Classic histogram and summary points that arrived incomplete in one request (Prometheus shards series over requests) and were forwarded as their component gauges."),
+		metric.WithDescription("Classic histogram and summary points that arrived incomplete in one request (Prometheus shards a family's series over requests) and were forwarded as their component gauges."),
 		metric.WithUnit("{point}"))
 	errs = errors.Join(errs, err)
 	b.ReceiverPrometheusRemoteWriteDecodeDuration, err = m.Float64Histogram(
@@ -77,7 +77,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 	errs = errors.Join(errs, err)
 	b.ReceiverPrometheusRemoteWriteCacheEntries, err = m.Int64Gauge(
 		"otelcol_receiver_prometheus_remote_write_cache_entries",
-		metric.WithDescription("Entries held in the metadata and target_info caches, by cache."),
+		metric.WithDescription("Entries held in the bounded caches, by kind (metadata, target_info)."),
 		metric.WithUnit("{entry}"))
 	errs = errors.Join(errs, err)
 	return b, errs

@@ -1,0 +1,18 @@
+package statusextension
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/collector/component"
+
+	"github.com/vigilhq/vigil/extensions/statusextension/internal/metadata"
+	"github.com/vigilhq/vigil/internal/metadatatest"
+)
+
+// The telemetry the component creates is what metadata.yaml documents.
+func TestTelemetryMatchesMetadata(t *testing.T) {
+	metadatatest.Check(t, "metadata.yaml", func(set component.TelemetrySettings) error {
+		_, err := metadata.NewTelemetryBuilder(set)
+		return err
+	})
+}

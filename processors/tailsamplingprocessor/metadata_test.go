@@ -1,0 +1,22 @@
+package tailsamplingprocessor
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/collector/component"
+
+	"github.com/vigilhq/vigil/internal/metadatatest"
+	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/metadata"
+)
+
+type noGauges struct{}
+
+func (noGauges) Gauges() metadata.Gauges { return metadata.Gauges{} }
+
+// The telemetry the component creates is what metadata.yaml documents.
+func TestTelemetryMatchesMetadata(t *testing.T) {
+	metadatatest.Check(t, "metadata.yaml", func(set component.TelemetrySettings) error {
+		_, err := metadata.NewTelemetryBuilder(set, noGauges{})
+		return err
+	})
+}

@@ -1,0 +1,18 @@
+package prometheusremotewritereceiver
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/collector/component"
+
+	"github.com/vigilhq/vigil/internal/metadatatest"
+	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver/internal/metadata"
+)
+
+// The telemetry the component creates is what metadata.yaml documents.
+func TestTelemetryMatchesMetadata(t *testing.T) {
+	metadatatest.Check(t, "metadata.yaml", func(set component.TelemetrySettings) error {
+		_, err := metadata.NewTelemetryBuilder(set)
+		return err
+	})
+}
