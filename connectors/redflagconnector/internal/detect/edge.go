@@ -201,7 +201,7 @@ const minFailures = 3
 func (ed *edge) failingSince(bk int64, thr float64) time.Time {
 	return ed.win.runSince(bk, func(c *Counts) (bool, bool) {
 		n := c.judged()
-		return n > 0, n > 0 && c.Errors > 0 && ratio(c.Errors, n) >= thr
+		return n > 0, c.Errors > 0 && ratio(c.Errors, n) >= thr
 	})
 }
 
@@ -219,7 +219,7 @@ func (ed *edge) slowSince(bk int64, minShare float64) time.Time {
 	}
 	return ed.win.runSince(bk, func(c *Counts) (bool, bool) {
 		n := c.Hist.Total()
-		return n > 0, n > 0 && c.ShareAtLeast(l.barMs) >= share
+		return n > 0, c.ShareAtLeast(l.barMs) >= share
 	})
 }
 
