@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -45,15 +46,69 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a port on 127.0.0.1 that is free for TCP and UDP and
+// that no other call in this test binary has handed out. It is taken below
+// the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port from
+// that range can become the source port of any outgoing connection between
+// the moment it is chosen and the moment the agent binds it, and the agent
+// then exits with "address already in use" (seen in CI).
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports.Lock()
+	defer ports.Unlock()
+	if ports.handed == nil {
+		ports.handed = map[int]bool{}
+		ports.lo, ports.hi = portRange()
+	}
+	for range 1000 {
+		p := ports.lo + rand.IntN(ports.hi-ports.lo)
+		if ports.handed[p] || !portFree(p) {
+			continue
+		}
+		ports.handed[p] = true
+		return p
+	}
+	t.Fatalf("no free port in [%d, %d) after 1000 tries", ports.lo, ports.hi)
+	return 0
+}
+
+var ports struct {
+	sync.Mutex
+	handed map[int]bool
+	lo, hi int
+}
+
+// portRange is where freePort looks: below the ephemeral range if it leaves
+// room there, otherwise above it.
+func portRange() (lo, hi int) {
+	eLo, eHi := 32768, 60999 // Linux's default
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var a, z int
+		if n, _ := fmt.Sscan(string(b), &a, &z); n == 2 && a <= z {
+			eLo, eHi = a, z
+		}
+	}
+	if eLo-10000 >= 2000 {
+		return 10000, eLo
+	}
+	if 65535-eHi >= 2000 {
+		return eHi + 1, 65536
+	}
+	return 1024, 65536 // no room outside: take the chance
+}
+
+func portFree(p int) bool {
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		return false
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	return pc.Close() == nil
 }
 
 // agent is one running vigil process.
