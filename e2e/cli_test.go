@@ -20,7 +20,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 func TestVersion(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // forwardingAgent starts vigil with OTLP in (gRPC and HTTP) and every signal

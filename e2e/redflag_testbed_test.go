@@ -17,8 +17,8 @@ import (
 
 	"github.com/vigilhq/vigil/benchmarks/testbed"
 	"github.com/vigilhq/vigil/internal/alertevent"
-	"github.com/vigilhq/vigil/internal/otlpsink"
 	"github.com/vigilhq/vigil/internal/simulate"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // testbedBinary is the testbed's binary: TESTBED_BIN (the Makefile builds

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // lookTool finds a backend built by `make test-deps` (scripts/test-deps.sh

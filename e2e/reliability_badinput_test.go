@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // rawCodec sends bytes as they are, so a test can put anything on the wire

@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // The steady load of the reliability tests: OTLP/gRPC traces, metrics and

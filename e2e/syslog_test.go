@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // RFC 5424 over TCP through the syslog example reaches the sink with the

@@ -26,4 +26,4 @@ if [ "$status" -ne 0 ] && [ ! -s bin/govulncheck.json ]; then
   echo "govulncheck: failed to run (exit $status)" >&2
   exit "$status"
 fi
-go run ./internal/vulnsummary "$@" <bin/govulncheck.json
+go run ./scripts/vulnsummary "$@" <bin/govulncheck.json

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/benchmarks/loadgen/traces"
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // GenCheck measures the trace generator sending straight to the OTLP sink,

@@ -19,8 +19,8 @@ import (
 	"github.com/vigilhq/vigil/benchmarks/loadgen/crilog"
 	"github.com/vigilhq/vigil/benchmarks/loadgen/promtarget"
 	"github.com/vigilhq/vigil/benchmarks/loadgen/traces"
-	"github.com/vigilhq/vigil/internal/otlpsink"
-	"github.com/vigilhq/vigil/internal/rwsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
+	"github.com/vigilhq/vigil/testkit/rwsink"
 )
 
 // Options are the harness settings shared by every workload.

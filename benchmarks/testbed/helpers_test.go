@@ -25,7 +25,7 @@ import (
 
 	"github.com/vigilhq/vigil/benchmarks/testbed/service"
 	"github.com/vigilhq/vigil/benchmarks/testbed/topo"
-	"github.com/vigilhq/vigil/internal/otlpsink"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 // TestMain makes the test binary the testbed binary too: the orchestrator

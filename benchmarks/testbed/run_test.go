@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigilhq/vigil/benchmarks/testbed/topo"
-	"github.com/vigilhq/vigil/internal/otlpsink"
 	"github.com/vigilhq/vigil/internal/simulate"
+	"github.com/vigilhq/vigil/testkit/otlpsink"
 )
 
 var runIDLine = regexp.MustCompile(`testbed run ([0-9a-f]+) in`)

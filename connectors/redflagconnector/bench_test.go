@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
-	"github.com/vigilhq/vigil/internal/cputime"
+	"github.com/vigilhq/vigil/testkit/cputime"
 )
 
 // cpuTime is the process's user+system CPU time so far.

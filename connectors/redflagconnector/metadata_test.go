@@ -6,7 +6,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
-	"github.com/vigilhq/vigil/internal/metadatatest"
+	"github.com/vigilhq/vigil/testkit/metadatatest"
 )
 
 type noGauges struct{}

@@ -7,7 +7,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/vigilhq/vigil/exporters/alertmanagerexporter/internal/metadata"
-	"github.com/vigilhq/vigil/internal/metadatatest"
+	"github.com/vigilhq/vigil/testkit/metadatatest"
 )
 
 type noneHeld struct{}

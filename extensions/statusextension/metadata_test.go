@@ -6,7 +6,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/vigilhq/vigil/extensions/statusextension/internal/metadata"
-	"github.com/vigilhq/vigil/internal/metadatatest"
+	"github.com/vigilhq/vigil/testkit/metadatatest"
 )
 
 // The telemetry the component creates is what metadata.yaml documents.

@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/processor/processortest"
 
-	"github.com/vigilhq/vigil/internal/cputime"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/metadata"
+	"github.com/vigilhq/vigil/testkit/cputime"
 )
 
 // cpuTime is the process's user+system CPU time so far.

@@ -5,8 +5,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
-	"github.com/vigilhq/vigil/internal/metadatatest"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/metadata"
+	"github.com/vigilhq/vigil/testkit/metadatatest"
 )
 
 type noGauges struct{}

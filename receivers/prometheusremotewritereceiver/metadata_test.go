@@ -5,7 +5,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
-	"github.com/vigilhq/vigil/internal/metadatatest"
+	"github.com/vigilhq/vigil/testkit/metadatatest"
 	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver/internal/metadata"
 )
 
