@@ -20,6 +20,12 @@ VMAGENT_BIN := $(CURDIR)/benchmarks/.cache/bin/vmagent
 HELM_VERSION := v3.19.5
 HELM_BIN     := $(CURDIR)/.cache/bin/helm-$(HELM_VERSION)
 KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
+# The collector's mdatagen, pinned in scripts/mdatagen/go.mod, generates each
+# component's internal/metadata, lifecycle tests and documentation.md from its
+# metadata.yaml.
+MDATAGEN_VERSION := $(shell awk '$$1 == "require" && $$2 ~ /mdatagen$$/ {print $$3}' scripts/mdatagen/go.mod)
+MDATAGEN_BIN     := $(CURDIR)/.cache/bin/mdatagen-$(MDATAGEN_VERSION)
+COMPONENTS       := $(patsubst %/metadata.yaml,%,$(wildcard receivers/*/metadata.yaml processors/*/metadata.yaml exporters/*/metadata.yaml connectors/*/metadata.yaml extensions/*/metadata.yaml))
 
 
 # Alertmanager with its web UI (Debian's has none) for the end-to-end browser
@@ -27,7 +33,7 @@ KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
 AM_UI_VERSION := v0.28.1
 AM_UI_BIN     := $(CURDIR)/.cache/alertmanager-$(AM_UI_VERSION)/alertmanager
 
-.PHONY: all build testbed peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
+.PHONY: generate check-generated all build testbed peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
 
 all: build
 
@@ -113,7 +119,19 @@ e2e: build testbed helm alertmanager-ui
 chart-dashboards:
 	cp deploy/grafana/*.json deploy/helm/vigil/files/dashboards/
 
-lint:
+$(MDATAGEN_BIN): scripts/mdatagen/go.mod scripts/mdatagen/go.sum
+	cd scripts/mdatagen && GOFLAGS=-mod=mod $(GO) build -o $(MDATAGEN_BIN) go.opentelemetry.io/collector/cmd/mdatagen
+
+# Regenerates every component's generated code from its metadata.yaml.
+generate: $(MDATAGEN_BIN)
+	@for c in $(COMPONENTS); do (cd $$c && $(MDATAGEN_BIN) metadata.yaml) || exit 1; done
+
+# Fails when a metadata.yaml and the code generated from it disagree.
+check-generated: generate
+	@out=$$(git status --porcelain -- $(COMPONENTS)); if [ -n "$$out" ]; then \
+		echo "generated code is not current with metadata.yaml (run make generate and commit):"; echo "$$out"; git diff --stat -- $(COMPONENTS); exit 1; fi
+
+lint: check-generated
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd benchmarks/peer && $(GO) vet .

@@ -60,7 +60,7 @@ type core struct {
 	done    sync.WaitGroup
 	pool    sync.Pool
 
-	gauges      atomic.Pointer[metadata.Gauges]
+	gauges      atomic.Pointer[gaugeValues]
 	observed    [3]atomic.Int64      // spans, log records, data points fed to the detectors, by signal
 	prevSeries  map[string]seriesRef // ALERTS series emitted at the last evaluation
 	resource    map[string]string
@@ -103,17 +103,14 @@ func newCore(set connector.Settings, cfg *Config, clock clockwork.Clock, onDone 
 		resource:   map[string]string{"service.name": "vigil", "service.instance.id": host},
 	}
 	c.pool.New = func() any { return new(detect.Batch) }
-	c.gauges.Store(&metadata.Gauges{})
-	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings, c)
+	c.gauges.Store(&gaugeValues{})
+	tel, err := newTelemetry(set.TelemetrySettings, &c.gauges)
 	if err != nil {
 		return nil, err
 	}
 	c.tel = tel
 	return c, nil
 }
-
-// Gauges implements metadata.Observed.
-func (c *core) Gauges() metadata.Gauges { return *c.gauges.Load() }
 
 // addMetricsOut and addLogsOut keep the first consumer of each output
 // signal. The collector builds one instance per (input, output) pair and
@@ -175,7 +172,7 @@ func (t *tracesIn) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	now := c.clock.Now()
 	b := c.pool.Get().(*detect.Batch)
 	c.ext.Traces(td, now, b)
-	c.tel.SpansReceived.Add(ctx, int64(td.SpanCount()))
+	c.tel.ConnectorRedflagSpansReceived.Add(ctx, int64(td.SpanCount()))
 	c.observed[signalTraces].Add(int64(td.SpanCount()))
 	c.submit(ctx, work{now: now, b: b})
 	return nil
@@ -190,7 +187,7 @@ func (l *logsIn) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	c := l.c
 	b := c.pool.Get().(*detect.Batch)
 	c.ext.Logs(ld, b)
-	c.tel.LogRecordsReceived.Add(ctx, int64(ld.LogRecordCount()))
+	c.tel.ConnectorRedflagLogRecordsReceived.Add(ctx, int64(ld.LogRecordCount()))
 	c.observed[signalLogs].Add(int64(ld.LogRecordCount()))
 	c.submit(ctx, work{now: c.clock.Now(), b: b})
 	return nil
@@ -205,7 +202,7 @@ func (m *metricsIn) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) erro
 	c := m.c
 	b := c.pool.Get().(*detect.Batch)
 	c.ext.Metrics(md, b)
-	c.tel.DataPointsReceived.Add(ctx, int64(md.DataPointCount()))
+	c.tel.ConnectorRedflagDatapointsReceived.Add(ctx, int64(md.DataPointCount()))
 	c.observed[signalMetrics].Add(int64(md.DataPointCount()))
 	c.submit(ctx, work{now: c.clock.Now(), b: b})
 	return nil
@@ -220,13 +217,13 @@ func (c *core) submit(ctx context.Context, w work) {
 		return
 	default:
 	}
-	c.tel.BatchesBlocked.Add(ctx, 1)
+	c.tel.ConnectorRedflagBatchesBlocked.Add(ctx, 1)
 	select {
 	case c.batches <- w:
 	case <-ctx.Done():
-		c.tel.BatchesDropped.Add(context.Background(), 1)
+		c.tel.ConnectorRedflagBatchesDropped.Add(context.Background(), 1)
 	case <-c.stop:
-		c.tel.BatchesDropped.Add(context.Background(), 1)
+		c.tel.ConnectorRedflagBatchesDropped.Add(context.Background(), 1)
 	}
 }
 
@@ -319,7 +316,7 @@ func (c *core) evaluate(now time.Time) {
 	}
 	ctx := context.Background()
 	for _, tr := range trs {
-		c.tel.Transitions.Add(ctx, 1, metric.WithAttributes(
+		c.tel.ConnectorRedflagAlertTransitions.Add(ctx, 1, metric.WithAttributes(
 			attribute.String("alertname", tr.Alert.Name()), attribute.String("state", string(tr.Alert.State))))
 		c.logger.Info("red flag", zap.String("alert", formatAlert(&tr.Alert)), zap.String("state", string(tr.Alert.State)),
 			zap.String("summary", tr.Alert.Annotations["summary"]))
@@ -333,7 +330,7 @@ func (c *core) evaluate(now time.Time) {
 			pending++
 		}
 	}
-	g := &metadata.Gauges{
+	g := &gaugeValues{
 		Edges: int64(st.Edges), Services: int64(st.Services), Pending: pending, Firing: firing,
 		EdgesOverflow: int64(st.EdgesOverflow), EdgesExpired: int64(st.EdgesExpired),
 		JoinDropped: int64(xs.JoinDropped), JoinExpired: int64(xs.Expired), NoCallee: int64(xs.NoCallee),
@@ -356,14 +353,14 @@ func (c *core) evaluate(now time.Time) {
 			"evaluation_us":        time.Since(t0).Microseconds(),
 		}))
 	}
-	c.tel.EvaluationDuration.Record(ctx, time.Since(t0).Seconds())
+	c.tel.ConnectorRedflagEvaluationDuration.Record(ctx, time.Since(t0).Seconds())
 	if ev.md == (pmetric.Metrics{}) && ev.ld == (plog.Logs{}) {
 		return
 	}
 	select {
 	case c.emits <- ev:
 	default:
-		c.tel.EmitsDropped.Add(ctx, 1)
+		c.tel.ConnectorRedflagEmitsDropped.Add(ctx, 1)
 	}
 }
 

@@ -24,16 +24,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.uber.org/goleak"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/detect"
 	"github.com/vigilhq/vigil/connectors/redflagconnector/internal/metadata"
 	"github.com/vigilhq/vigil/internal/alertevent"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
-}
 
 func defaultSLO(objective float64) detect.SLOConfig {
 	return detect.SLOConfig{Service: "checkout", Name: "availability", Objective: objective}

@@ -107,20 +107,12 @@ func newExporter(set exporter.Settings, cfg *Config) (*amExporter, error) {
 			errAttrs: metric.WithAttributeSet(attribute.NewSet(e.exporterAttr, am, attribute.String("outcome", "error"))),
 		})
 	}
-	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings, e, e.exporterAttr)
+	tel, err := newTelemetry(set.TelemetrySettings, e)
 	if err != nil {
 		return nil, err
 	}
 	e.tel = tel
 	return e, nil
-}
-
-// Held implements metadata.Observed.
-func (e *amExporter) Held() (firing, resolved, queued int64) {
-	e.mu.Lock()
-	f, r := e.alerts.counts()
-	e.mu.Unlock()
-	return int64(f), int64(r), int64(e.q.len())
 }
 
 func (e *amExporter) start(ctx context.Context, host component.Host) error {
@@ -209,13 +201,13 @@ func (e *amExporter) consumeLogs(ctx context.Context, ld plog.Logs) error {
 	e.mu.Unlock()
 
 	if notAlert > 0 {
-		e.tel.RecordsIgnored.Add(ctx, notAlert, metric.WithAttributes(e.exporterAttr, attribute.String("reason", "not_alert")))
+		e.tel.ExporterAlertmanagerRecordsIgnored.Add(ctx, notAlert, metric.WithAttributes(e.exporterAttr, attribute.String("reason", "not_alert")))
 	}
 	if malformed > 0 {
-		e.tel.RecordsIgnored.Add(ctx, malformed, metric.WithAttributes(e.exporterAttr, attribute.String("reason", "malformed")))
+		e.tel.ExporterAlertmanagerRecordsIgnored.Add(ctx, malformed, metric.WithAttributes(e.exporterAttr, attribute.String("reason", "malformed")))
 	}
 	for o, n := range drops {
-		e.tel.AlertsDropped.Add(ctx, n, metric.WithAttributes(e.exporterAttr, attribute.String("reason", string(o))))
+		e.tel.ExporterAlertmanagerAlertsDropped.Add(ctx, n, metric.WithAttributes(e.exporterAttr, attribute.String("reason", string(o))))
 	}
 	if logBad {
 		e.logger.Warn("alert events not applied (logged at most once a minute; see otelcol_exporter_alertmanager_records_ignored and _alerts_dropped)",
@@ -244,7 +236,7 @@ func (e *amExporter) schedule() {
 		next := e.alerts.next(now)
 		e.mu.Unlock()
 		if n := e.q.push(buf); n > 0 {
-			e.tel.AlertsDropped.Add(context.Background(), int64(n), metric.WithAttributes(e.exporterAttr, attribute.String("reason", "queue_full")))
+			e.tel.ExporterAlertmanagerAlertsDropped.Add(context.Background(), int64(n), metric.WithAttributes(e.exporterAttr, attribute.String("reason", "queue_full")))
 		}
 		clear(buf)
 		wait := time.Hour
@@ -303,7 +295,7 @@ func (e *amExporter) drain() {
 		e.post(ctx, batch)
 	}
 	if left := e.q.pop(e.cfg.QueueSize); len(left) > 0 {
-		e.tel.AlertsDropped.Add(context.Background(), int64(len(left)), metric.WithAttributes(e.exporterAttr, attribute.String("reason", "shutdown")))
+		e.tel.ExporterAlertmanagerAlertsDropped.Add(context.Background(), int64(len(left)), metric.WithAttributes(e.exporterAttr, attribute.String("reason", "shutdown")))
 	}
 }
 
@@ -331,16 +323,16 @@ func (e *amExporter) postTo(ctx context.Context, t *target, body []byte, n int) 
 	took := time.Since(start).Seconds()
 	bg := context.Background()
 	if err == nil {
-		e.tel.AlertsSent.Add(bg, int64(n), t.attrs)
-		e.tel.RequestDuration.Record(bg, took, t.okAttrs)
+		e.tel.ExporterAlertmanagerAlertsSent.Add(bg, int64(n), t.attrs)
+		e.tel.ExporterAlertmanagerRequestDuration.Record(bg, took, t.okAttrs)
 		if t.failing {
 			t.failing = false
 			e.logger.Info("Alertmanager accepts alerts again", zap.String("alertmanager", t.name))
 		}
 		return
 	}
-	e.tel.AlertsFailed.Add(bg, int64(n), t.attrs)
-	e.tel.RequestDuration.Record(bg, took, t.errAttrs)
+	e.tel.ExporterAlertmanagerAlertsFailed.Add(bg, int64(n), t.attrs)
+	e.tel.ExporterAlertmanagerRequestDuration.Record(bg, took, t.errAttrs)
 	if now := time.Now(); !t.failing || now.Sub(t.lastLog) >= time.Minute {
 		t.lastLog = now
 		e.logger.Warn("cannot send alerts to Alertmanager; they are sent again within resend_delay (logged at most once a minute)",

@@ -31,15 +31,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.uber.org/goleak"
 
 	"github.com/vigilhq/vigil/exporters/alertmanagerexporter/internal/metadata"
 	"github.com/vigilhq/vigil/internal/alertevent"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 // amDouble is an Alertmanager API v2 double: it checks every request the way
 // Alertmanager does (method, path, content type, the postableAlerts schema,

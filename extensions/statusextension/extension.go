@@ -99,7 +99,7 @@ func (s *status) PublishRedFlags(snap *redflag.Snapshot) {
 	sampler := s.sampler
 	s.mu.Unlock()
 	s.cur.Store(&published{snap: snap, sampler: sampler})
-	s.tel.Publishes.Add(context.Background(), 1)
+	s.tel.ExtensionVigilStatusPublishes.Add(context.Background(), 1)
 }
 
 // FlaggedSet returns the flagged set of the last evaluation, for the tail
@@ -196,9 +196,9 @@ func (s *status) serve(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusOK
 	defer func() {
 		ctx := context.Background()
-		s.tel.Requests.Add(ctx, 1, metric.WithAttributes(path, attribute.Int("code", code)))
+		s.tel.ExtensionVigilStatusRequests.Add(ctx, 1, metric.WithAttributes(path, attribute.Int("code", code)))
 		if code == http.StatusOK {
-			s.tel.RenderDuration.Record(ctx, time.Since(start).Seconds())
+			s.tel.ExtensionVigilStatusRenderDuration.Record(ctx, time.Since(start).Seconds())
 		}
 	}()
 	h := w.Header()

@@ -16,15 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
-	"go.uber.org/goleak"
 
 	"github.com/vigilhq/vigil/extensions/statusextension/internal/metadata"
 	"github.com/vigilhq/vigil/internal/redflag"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 var at = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 

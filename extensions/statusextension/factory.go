@@ -24,7 +24,7 @@ const DefaultEndpoint = "127.0.0.1:8890"
 
 // NewFactory returns the vigil_status extension's factory.
 func NewFactory() extension.Factory {
-	return extension.NewFactory(metadata.Type, createDefaultConfig, create, metadata.Stability)
+	return extension.NewFactory(metadata.Type, createDefaultConfig, create, metadata.ExtensionStability)
 }
 
 func createDefaultConfig() component.Config {

@@ -166,5 +166,5 @@ func (p *sampler) onTick(now time.Time) {
 	p.mu.Unlock()
 	p.forward(context.Background(), out)
 	p.flush()
-	p.tel.DecisionTimerLatency.Record(context.Background(), time.Since(t0).Milliseconds())
+	p.tel.ProcessorTailSamplingSamplingDecisionTimerLatency.Record(context.Background(), time.Since(t0).Milliseconds())
 }

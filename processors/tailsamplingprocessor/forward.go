@@ -60,7 +60,7 @@ func (p *sampler) forward(ctx context.Context, out []byte) {
 			continue
 		}
 		if err := p.next.ConsumeTraces(ctx, td); err != nil {
-			p.tel.ExportFailed.Add(ctx, int64(td.SpanCount()))
+			p.tel.ProcessorTailSamplingExportFailed.Add(ctx, int64(td.SpanCount()))
 			p.logger.Warn("the next component refused sampled spans", zap.Int("spans", td.SpanCount()), zap.Error(err))
 		}
 	}

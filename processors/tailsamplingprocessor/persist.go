@@ -168,8 +168,8 @@ func (p *sampler) restore(ctx context.Context) error {
 	if err != nil {
 		p.logger.Warn("tail sampling snapshot damaged; kept what was readable", zap.Error(err), zap.Int("restored", restored), zap.Int("unrestorable", bad))
 	}
-	p.tel.Restored.Add(ctx, int64(restored), metric.WithAttributes(attribute.String("outcome", "restored")))
-	p.tel.Restored.Add(ctx, int64(bad), metric.WithAttributes(attribute.String("outcome", "unrestorable")))
+	p.tel.ProcessorTailSamplingRestored.Add(ctx, int64(restored), metric.WithAttributes(attribute.String("outcome", "restored")))
+	p.tel.ProcessorTailSamplingRestored.Add(ctx, int64(bad), metric.WithAttributes(attribute.String("outcome", "unrestorable")))
 	p.logger.Info("restored pending traces", zap.Int("traces", restored), zap.Int("unrestorable", bad))
 	// A snapshot is used once: a crash later must not replay it again.
 	_ = os.Remove(p.snapshotPath())

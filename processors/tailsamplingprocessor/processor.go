@@ -130,7 +130,7 @@ type counters struct {
 	// Shutdown after the loop ended).
 	voteAttrs   [][5]metric.MeasurementOption
 	globalAttrs [5]metric.MeasurementOption
-	gauges      atomic.Pointer[metadata.Gauges]
+	gauges      atomic.Pointer[gaugeValues]
 	sinks       []counterSink
 	totals      totals
 	lastPublish time.Time
@@ -188,8 +188,8 @@ func newSampler(set processor.Settings, cfg *Config, next consumer.Traces) (*sam
 	p.sampled = newCache(cfg.DecisionCache.SampledCacheSize, cacheEntries)
 	p.notSampled = newCache(cfg.DecisionCache.NonSampledCacheSize, cacheEntries)
 	p.scratch.New = func() any { return &ingest{idx: map[[16]byte]int32{}} }
-	p.gauges.Store(&metadata.Gauges{Budget: p.budget})
-	if p.tel, err = metadata.NewTelemetryBuilder(set.TelemetrySettings, p); err != nil {
+	p.gauges.Store(&gaugeValues{Budget: p.budget})
+	if p.tel, err = newTelemetry(set.TelemetrySettings, &p.gauges); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -319,7 +319,7 @@ func (p *sampler) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	now := time.Now()
 	w := p.scratch.Get().(*ingest)
 	w.collect(td, p, now)
-	p.tel.SpansReceived.Add(ctx, int64(td.SpanCount()))
+	p.tel.ProcessorTailSamplingSpansReceived.Add(ctx, int64(td.SpanCount()))
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -18,15 +18,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
-	"go.uber.org/goleak"
 
 	"github.com/vigilhq/vigil/internal/redflag"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/metadata"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
-}
 
 func traceID(i int) pcommon.TraceID {
 	var id pcommon.TraceID

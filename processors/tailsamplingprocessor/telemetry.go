@@ -2,6 +2,9 @@ package tailsamplingprocessor
 
 import (
 	"context"
+	"errors"
+	"go.opentelemetry.io/collector/component"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -25,8 +28,50 @@ type totals struct {
 	sampled, notSampled, dropped, newTraces, tooLarge, lateSampled, lateDropped, early int64
 }
 
-// Gauges implements metadata.Observed.
-func (p *sampler) Gauges() metadata.Gauges { return *p.gauges.Load() }
+// gaugeValues are what the observable instruments report, as of the last
+// flush.
+type gaugeValues struct {
+	Traces   int64 // traces waiting for a decision
+	Buffered int64 // bytes of spans buffered (live)
+	Mapped   int64 // bytes mapped by the span arena
+	Budget   int64 // the memory budget in bytes
+	// Cumulative trace IDs forgotten by a full decision cache.
+	EvictedSampled, EvictedNotSampled int64
+}
+
+// newTelemetry creates the instruments metadata.yaml declares (generated into
+// internal/metadata) and registers the observable ones on gauges.
+func newTelemetry(set component.TelemetrySettings, gauges *atomic.Pointer[gaugeValues]) (*metadata.TelemetryBuilder, error) {
+	tb, err := metadata.NewTelemetryBuilder(set)
+	if err != nil {
+		return nil, err
+	}
+	observe := func(v func(*gaugeValues) int64) metric.Int64Callback {
+		return func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(v(gauges.Load()))
+			return nil
+		}
+	}
+	sampled := metric.WithAttributes(attribute.String("cache", "sampled"))
+	notSampled := metric.WithAttributes(attribute.String("cache", "not_sampled"))
+	err = errors.Join(
+		tb.RegisterProcessorTailSamplingSamplingTracesOnMemoryCallback(observe(func(g *gaugeValues) int64 { return g.Traces })),
+		tb.RegisterProcessorTailSamplingBufferedBytesCallback(observe(func(g *gaugeValues) int64 { return g.Buffered })),
+		tb.RegisterProcessorTailSamplingArenaBytesCallback(observe(func(g *gaugeValues) int64 { return g.Mapped })),
+		tb.RegisterProcessorTailSamplingMemoryBudgetBytesCallback(observe(func(g *gaugeValues) int64 { return g.Budget })),
+		tb.RegisterProcessorTailSamplingCacheEvictionsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			g := gauges.Load()
+			o.Observe(g.EvictedSampled, sampled)
+			o.Observe(g.EvictedNotSampled, notSampled)
+			return nil
+		}),
+	)
+	if err != nil {
+		tb.Shutdown()
+		return nil, err
+	}
+	return tb, nil
+}
 
 // flush moves the counters gathered under the lock to the metrics.
 func (p *sampler) flush() {
@@ -42,7 +87,7 @@ func (p *sampler) flush() {
 	p.early = map[string]int64{}
 	lat := p.latencies
 	p.latencies = nil
-	g := &metadata.Gauges{Traces: int64(p.store.Len()), Buffered: p.arena.LiveBytes(), Mapped: p.arena.MappedBytes(), Budget: p.budget}
+	g := &gaugeValues{Traces: int64(p.store.Len()), Buffered: p.arena.LiveBytes(), Mapped: p.arena.MappedBytes(), Budget: p.budget}
 	if p.sampled != nil {
 		g.EvictedSampled = int64(p.sampled.Evicted())
 	}
@@ -56,13 +101,13 @@ func (p *sampler) flush() {
 	for j := range votes {
 		for d, n := range votes[j] {
 			if n > 0 {
-				p.tel.CountTracesSampled.Add(ctx, n, p.voteAttrs[j][d])
+				p.tel.ProcessorTailSamplingCountTracesSampled.Add(ctx, n, p.voteAttrs[j][d])
 			}
 		}
 	}
 	for d, n := range global {
 		if n > 0 {
-			p.tel.GlobalCountTracesSampled.Add(ctx, n, p.globalAttrs[d])
+			p.tel.ProcessorTailSamplingGlobalCountTracesSampled.Add(ctx, n, p.globalAttrs[d])
 		}
 	}
 	add := func(c metric.Int64Counter, n int64, opts ...metric.AddOption) {
@@ -70,16 +115,16 @@ func (p *sampler) flush() {
 			c.Add(ctx, n, opts...)
 		}
 	}
-	add(p.tel.PolicyEvaluationError, evalErrors)
-	add(p.tel.NewTraceIDReceived, newTraces)
-	add(p.tel.TracesDroppedTooLarge, tooLarge)
-	add(p.tel.EarlyReleasesFromCache, lateS, metric.WithAttributes(attribute.String("sampled", "true")))
-	add(p.tel.EarlyReleasesFromCache, lateD, metric.WithAttributes(attribute.String("sampled", "false")))
+	add(p.tel.ProcessorTailSamplingSamplingPolicyEvaluationError, evalErrors)
+	add(p.tel.ProcessorTailSamplingNewTraceIDReceived, newTraces)
+	add(p.tel.ProcessorTailSamplingTracesDroppedTooLarge, tooLarge)
+	add(p.tel.ProcessorTailSamplingEarlyReleasesFromCacheDecision, lateS, metric.WithAttributes(attribute.String("sampled", "true")))
+	add(p.tel.ProcessorTailSamplingEarlyReleasesFromCacheDecision, lateD, metric.WithAttributes(attribute.String("sampled", "false")))
 	for reason, n := range early {
-		add(p.tel.DecidedEarly, n, metric.WithAttributes(attribute.String("reason", reason)))
+		add(p.tel.ProcessorTailSamplingDecidedEarly, n, metric.WithAttributes(attribute.String("reason", reason)))
 	}
 	for _, v := range lat {
-		p.tel.DecisionLatency.Record(ctx, v)
+		p.tel.ProcessorTailSamplingDecisionLatency.Record(ctx, v)
 	}
 
 	t := &p.totals

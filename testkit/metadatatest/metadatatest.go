@@ -5,6 +5,7 @@
 package metadatatest
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -53,6 +54,7 @@ func Declared(path string) (map[string]Instrument, error) {
 		Telemetry struct {
 			Metrics map[string]struct {
 				Description string     `yaml:"description"`
+				Stability   string     `yaml:"stability"`
 				Unit        string     `yaml:"unit"`
 				Sum         *valueType `yaml:"sum"`
 				Gauge       *valueType `yaml:"gauge"`
@@ -65,7 +67,10 @@ func Declared(path string) (map[string]Instrument, error) {
 	}
 	out := map[string]Instrument{}
 	for name, m := range doc.Telemetry.Metrics {
-		in := Instrument{Description: strings.TrimSpace(m.Description), Unit: m.Unit}
+		// mdatagen appends the metric's stability to its description.
+		level := cmp.Or(strings.ToLower(strings.TrimSpace(m.Stability)), "alpha")
+		desc := strings.TrimSpace(m.Description) + " [" + strings.ToUpper(level[:1]) + level[1:] + "]"
+		in := Instrument{Description: desc, Unit: m.Unit}
 		switch {
 		case m.Sum != nil && m.Sum.Monotonic:
 			in.Kind, in.ValueType = "counter", m.Sum.ValueType

@@ -16,25 +16,25 @@ import (
 // an error naming it. (Upstream silently accepts unknown mapping-valued keys
 // for extension policies, so a typo like `latencyy:` is ignored there.)
 type Config struct {
-	Name string
-	Type string
+	Name string `mapstructure:"name"`
+	Type string `mapstructure:"type"`
 
-	Latency          *LatencyCfg
-	NumericAttribute *NumericAttributeCfg
-	Probabilistic    *ProbabilisticCfg
-	StatusCode       *StatusCodeCfg
-	StringAttribute  *StringAttributeCfg
-	RateLimiting     *RateLimitingCfg
-	BytesLimiting    *BytesLimitingCfg
-	SpanCount        *SpanCountCfg
-	TraceState       *TraceStateCfg
-	BooleanAttribute *BooleanAttributeCfg
-	OTTLCondition    *OTTLConditionCfg
-	And              *AndCfg
-	Not              *NotCfg
-	Drop             *DropCfg
-	Composite        *CompositeCfg
-	RedFlag          *RedFlagCfg
+	Latency          *LatencyCfg          `mapstructure:"latency"`
+	NumericAttribute *NumericAttributeCfg `mapstructure:"numeric_attribute"`
+	Probabilistic    *ProbabilisticCfg    `mapstructure:"probabilistic"`
+	StatusCode       *StatusCodeCfg       `mapstructure:"status_code"`
+	StringAttribute  *StringAttributeCfg  `mapstructure:"string_attribute"`
+	RateLimiting     *RateLimitingCfg     `mapstructure:"rate_limiting"`
+	BytesLimiting    *BytesLimitingCfg    `mapstructure:"bytes_limiting"`
+	SpanCount        *SpanCountCfg        `mapstructure:"span_count"`
+	TraceState       *TraceStateCfg       `mapstructure:"trace_state"`
+	BooleanAttribute *BooleanAttributeCfg `mapstructure:"boolean_attribute"`
+	OTTLCondition    *OTTLConditionCfg    `mapstructure:"ottl_condition"`
+	And              *AndCfg              `mapstructure:"and"`
+	Not              *NotCfg              `mapstructure:"not"`
+	Drop             *DropCfg             `mapstructure:"drop"`
+	Composite        *CompositeCfg        `mapstructure:"composite"`
+	RedFlag          *RedFlagCfg          `mapstructure:"red_flag"`
 }
 
 // LatencyCfg samples traces whose duration is above threshold_ms (and at most
