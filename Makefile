@@ -23,8 +23,8 @@ KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
 # The collector's mdatagen, pinned in scripts/mdatagen/go.mod, generates each
 # component's internal/metadata, lifecycle tests and documentation.md from its
 # metadata.yaml.
-MDATAGEN_VERSION := $(shell awk '$$1 == "require" && $$2 ~ /mdatagen$$/ {print $$3}' scripts/mdatagen/go.mod)
-MDATAGEN_BIN     := $(CURDIR)/.cache/bin/mdatagen-$(MDATAGEN_VERSION)
+MDATAGEN_VERSION = $(shell cd scripts/mdatagen && $(GO) list -m -f '{{.Version}}' go.opentelemetry.io/collector/cmd/mdatagen)
+MDATAGEN_BIN     = $(CURDIR)/.cache/bin/mdatagen-$(MDATAGEN_VERSION)
 COMPONENTS       := $(patsubst %/metadata.yaml,%,$(wildcard receivers/*/metadata.yaml processors/*/metadata.yaml exporters/*/metadata.yaml connectors/*/metadata.yaml extensions/*/metadata.yaml))
 
 
@@ -120,16 +120,20 @@ chart-dashboards:
 	cp deploy/grafana/*.json deploy/helm/vigil/files/dashboards/
 
 $(MDATAGEN_BIN): scripts/mdatagen/go.mod scripts/mdatagen/go.sum
-	cd scripts/mdatagen && GOFLAGS=-mod=mod $(GO) build -o $(MDATAGEN_BIN) go.opentelemetry.io/collector/cmd/mdatagen
+	cd scripts/mdatagen && $(GO) build -o $(MDATAGEN_BIN) go.opentelemetry.io/collector/cmd/mdatagen
 
 # Regenerates every component's generated code from its metadata.yaml.
 generate: $(MDATAGEN_BIN)
 	@for c in $(COMPONENTS); do (cd $$c && $(MDATAGEN_BIN) metadata.yaml) || exit 1; done
 
-# Fails when a metadata.yaml and the code generated from it disagree.
-check-generated: generate
-	@out=$$(git status --porcelain -- $(COMPONENTS)); if [ -n "$$out" ]; then \
-		echo "generated code is not current with metadata.yaml (run make generate and commit):"; echo "$$out"; git diff --stat -- $(COMPONENTS); exit 1; fi
+# Fails when a metadata.yaml and the code generated from it disagree: it
+# regenerates, and names the files that changed (now rewritten: commit them).
+check-generated: $(MDATAGEN_BIN)
+	@sum() { find $(COMPONENTS) -type f -print0 | sort -z | xargs -0 sha256sum; }; \
+	before=$$(sum); $(MAKE) --no-print-directory generate || exit 1; after=$$(sum); \
+	if [ "$$before" != "$$after" ]; then \
+		echo "generated code was not current with metadata.yaml; make generate rewrote:"; \
+		diff <(echo "$$before") <(echo "$$after") | awk '/^>/ {print "  " $$3}'; exit 1; fi
 
 lint: check-generated
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -34,7 +34,9 @@ func newTelemetry(set component.TelemetrySettings, gauges *atomic.Pointer[gaugeV
 	}
 	observe := func(v func(*gaugeValues) int64) metric.Int64Callback {
 		return func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(v(gauges.Load()))
+			if g := gauges.Load(); g != nil {
+				o.Observe(v(g))
+			}
 			return nil
 		}
 	}
@@ -45,6 +47,9 @@ func newTelemetry(set component.TelemetrySettings, gauges *atomic.Pointer[gaugeV
 		tb.RegisterConnectorRedflagServicesCallback(observe(func(g *gaugeValues) int64 { return g.Services })),
 		tb.RegisterConnectorRedflagAlertsCallback(func(_ context.Context, o metric.Int64Observer) error {
 			g := gauges.Load()
+			if g == nil {
+				return nil
+			}
 			o.Observe(g.Pending, pending)
 			o.Observe(g.Firing, firing)
 			return nil

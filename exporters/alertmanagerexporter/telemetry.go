@@ -11,17 +11,17 @@ import (
 	"github.com/vigilhq/vigil/exporters/alertmanagerexporter/internal/metadata"
 )
 
-// holdings is what the exporter holds at one moment: firing alerts, resolved
-// ones still re-sent during resolved_retention, and alerts queued to send.
+// holdings are the alerts the exporter holds at one moment: firing ones, and
+// resolved ones still re-sent during resolved_retention.
 type holdings struct {
-	Firing, Resolved, Queued int64
+	Firing, Resolved int64
 }
 
 func (e *amExporter) holdings() holdings {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	f, r := e.alerts.counts()
-	e.mu.Unlock()
-	return holdings{Firing: int64(f), Resolved: int64(r), Queued: int64(e.q.len())}
+	return holdings{Firing: int64(f), Resolved: int64(r)}
 }
 
 // newTelemetry creates the instruments metadata.yaml declares (generated into
@@ -43,7 +43,7 @@ func newTelemetry(set component.TelemetrySettings, e *amExporter) (*metadata.Tel
 			return nil
 		}),
 		tb.RegisterExporterAlertmanagerQueueLengthCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(e.holdings().Queued, queue)
+			o.Observe(int64(e.q.len()), queue)
 			return nil
 		}),
 	)

@@ -3,10 +3,10 @@ package tailsamplingprocessor
 import (
 	"context"
 	"errors"
-	"go.opentelemetry.io/collector/component"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -48,7 +48,9 @@ func newTelemetry(set component.TelemetrySettings, gauges *atomic.Pointer[gaugeV
 	}
 	observe := func(v func(*gaugeValues) int64) metric.Int64Callback {
 		return func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(v(gauges.Load()))
+			if g := gauges.Load(); g != nil {
+				o.Observe(v(g))
+			}
 			return nil
 		}
 	}
@@ -61,6 +63,9 @@ func newTelemetry(set component.TelemetrySettings, gauges *atomic.Pointer[gaugeV
 		tb.RegisterProcessorTailSamplingMemoryBudgetBytesCallback(observe(func(g *gaugeValues) int64 { return g.Budget })),
 		tb.RegisterProcessorTailSamplingCacheEvictionsCallback(func(_ context.Context, o metric.Int64Observer) error {
 			g := gauges.Load()
+			if g == nil {
+				return nil
+			}
 			o.Observe(g.EvictedSampled, sampled)
 			o.Observe(g.EvictedNotSampled, notSampled)
 			return nil

@@ -5,8 +5,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
-	"github.com/vigilhq/vigil/testkit/metadatatest"
 	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver/internal/metadata"
+	"github.com/vigilhq/vigil/testkit/metadatatest"
 )
 
 // The telemetry the component creates is what metadata.yaml documents.

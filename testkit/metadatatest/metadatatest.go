@@ -29,10 +29,17 @@ type Instrument struct {
 	// Kind is counter, updowncounter, gauge or histogram; ValueType int or
 	// double.
 	Kind, ValueType string
+	// Buckets are a histogram's explicit bucket boundaries, formatted ("" for
+	// none: the SDK's defaults).
+	Buckets string
 }
 
 func (i Instrument) String() string {
-	return fmt.Sprintf("%s %s, unit %q, %q", i.ValueType, i.Kind, i.Unit, i.Description)
+	s := fmt.Sprintf("%s %s, unit %q, %q", i.ValueType, i.Kind, i.Unit, i.Description)
+	if i.Buckets != "" {
+		s += ", buckets " + i.Buckets
+	}
+	return s
 }
 
 // prefix is what the collector's own telemetry puts before the names
@@ -47,8 +54,9 @@ func Declared(path string) (map[string]Instrument, error) {
 		return nil, err
 	}
 	type valueType struct {
-		ValueType string `yaml:"value_type"`
-		Monotonic bool   `yaml:"monotonic"`
+		ValueType string    `yaml:"value_type"`
+		Monotonic bool      `yaml:"monotonic"`
+		Buckets   []float64 `yaml:"bucket_boundaries"`
 	}
 	var doc struct {
 		Telemetry struct {
@@ -79,7 +87,7 @@ func Declared(path string) (map[string]Instrument, error) {
 		case m.Gauge != nil:
 			in.Kind, in.ValueType = "gauge", m.Gauge.ValueType
 		case m.Histogram != nil:
-			in.Kind, in.ValueType = "histogram", m.Histogram.ValueType
+			in.Kind, in.ValueType, in.Buckets = "histogram", m.Histogram.ValueType, buckets(m.Histogram.Buckets)
 		default:
 			return nil, fmt.Errorf("%s: telemetry metric %s declares no sum, gauge or histogram", path, name)
 		}
@@ -129,10 +137,17 @@ type recorder struct {
 
 func (r *recorder) Meter(string, ...metric.MeterOption) metric.Meter { return &meter{r: r} }
 
-func (r *recorder) add(name, kind, valueType, desc, unit string) {
+func (r *recorder) add(name, kind, valueType, desc, unit string, bounds ...float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got[name] = Instrument{Description: desc, Unit: unit, Kind: kind, ValueType: valueType}
+	r.got[name] = Instrument{Description: desc, Unit: unit, Kind: kind, ValueType: valueType, Buckets: buckets(bounds)}
+}
+
+func buckets(b []float64) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return fmt.Sprint(b)
 }
 
 type meter struct {
@@ -154,7 +169,7 @@ func (m *meter) Int64UpDownCounter(name string, o ...metric.Int64UpDownCounterOp
 
 func (m *meter) Int64Histogram(name string, o ...metric.Int64HistogramOption) (metric.Int64Histogram, error) {
 	c := metric.NewInt64HistogramConfig(o...)
-	m.r.add(name, "histogram", "int", c.Description(), c.Unit())
+	m.r.add(name, "histogram", "int", c.Description(), c.Unit(), c.ExplicitBucketBoundaries()...)
 	return m.Meter.Int64Histogram(name, o...)
 }
 
@@ -196,7 +211,7 @@ func (m *meter) Float64UpDownCounter(name string, o ...metric.Float64UpDownCount
 
 func (m *meter) Float64Histogram(name string, o ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
 	c := metric.NewFloat64HistogramConfig(o...)
-	m.r.add(name, "histogram", "double", c.Description(), c.Unit())
+	m.r.add(name, "histogram", "double", c.Description(), c.Unit(), c.ExplicitBucketBoundaries()...)
 	return m.Meter.Float64Histogram(name, o...)
 }
 

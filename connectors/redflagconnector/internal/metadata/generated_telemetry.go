@@ -263,6 +263,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_connector_redflag_evaluation_duration",
 		metric.WithDescription("Time one evaluation of every detector took (the decision latency). [Alpha]"),
 		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries([]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}...),
 	)
 	errs = errors.Join(errs, err)
 	builder.ConnectorRedflagJoinsDropped, err = builder.meter.Int64ObservableCounter(
