@@ -33,13 +33,14 @@ COMPONENTS       := $(patsubst %/metadata.yaml,%,$(wildcard receivers/*/metadata
 AM_UI_VERSION := v0.28.1
 AM_UI_BIN     := $(CURDIR)/.cache/alertmanager-$(AM_UI_VERSION)/alertmanager
 
-.PHONY: generate check-generated all build testbed peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
+.PHONY: generate check-generated test-node all build testbed peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
 
 all: build
 
-# One build per invocation; tests reuse it through VIGIL_BIN.
+# One build per invocation; tests reuse it through VIGIL_BIN. Static
+# (CGO_ENABLED=0), as in the image: the node test puts this very binary in it.
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
 
 testbed:
 	$(GO) build -trimpath -o $(TESTBED_BIN) ./benchmarks/cmd/testbed
@@ -99,6 +100,16 @@ test: test-deps build testbed peer helm alertmanager-ui
 # strict server-side dry run, helm install/upgrade, RBAC by SubjectAccessReview.
 # Not part of `make test` (building the API server is slow); .ci/run calls it
 # when the chart changed (scripts/chart-changed.sh).
+# The chart on a one-node cluster built here (e2e/node_test.go): etcd, the
+# API server, controller-manager, scheduler and a kubelet (v1.37.2, built
+# once into .cache/bin) driving containerd and runc; images built locally.
+# Needs root and Debian's containerd, runc, containernetworking-plugins,
+# etcd-server and iptables.
+test-node: build helm
+	scripts/kube-apiserver.sh kube-apiserver kube-controller-manager kube-scheduler kubelet
+	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) KUBE_BIN_DIR=$(CURDIR)/.cache/bin \
+		$(GO) test -count=1 -timeout 20m -run 'TestNodeDaemonSet' -v ./e2e/
+
 test-kube: build helm kube-apiserver
 	scripts/test-deps.sh etcd
 	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) KUBE_APISERVER_BIN=$(KUBE_APISERVER_BIN) \

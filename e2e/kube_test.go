@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -48,11 +49,14 @@ import (
 
 // kubeCluster is a running etcd + kube-apiserver on 127.0.0.1.
 type kubeCluster struct {
-	cfg        *rest.Config
-	kubeconfig string
-	client     kubernetes.Interface
-	dyn        dynamic.Interface
-	mapper     *restmapper.DeferredDiscoveryRESTMapper
+	host, token string // the API server's URL and the admin token
+	caFile      string // its serving certificate, the cluster's CA
+	saKey       string // the service-account signing key
+	cfg         *rest.Config
+	kubeconfig  string
+	client      kubernetes.Interface
+	dyn         dynamic.Interface
+	mapper      *restmapper.DeferredDiscoveryRESTMapper
 }
 
 func TestKubeAPIServer(t *testing.T) {
@@ -66,7 +70,7 @@ func TestKubeAPIServer(t *testing.T) {
 		etcd, err = exec.LookPath("etcd")
 		require.NoError(t, err, "etcd not found (Debian package etcd-server; make test-kube installs it) and ETCD_BIN not set")
 	}
-	k := startKube(t, apiserver, etcd)
+	k := startKube(t, apiserver, etcd, kubeOptions{})
 	ctx := context.Background()
 	_, err := k.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: chartNamespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
@@ -363,11 +367,25 @@ service:
 	})
 }
 
-// startKube starts etcd and kube-apiserver on free loopback ports, waits until
-// the server is ready, and stops both when the test ends.
-func startKube(t *testing.T, apiserver, etcd string) *kubeCluster {
+// kubeOptions change how startKube runs the API server.
+type kubeOptions struct {
+	// Address is where it listens and what it advertises (default
+	// 127.0.0.1); a node's pods need an address they can reach.
+	Address string
+	// Dir holds its files (default a test temp dir).
+	Dir string
+	// Tokens are extra lines of the token file (token,user,uid,groups).
+	Tokens []string
+	// Args are extra flags; a flag given here wins over the default.
+	Args []string
+}
+
+// startKube starts etcd and kube-apiserver on free ports, waits until the
+// server is ready, and stops both when the test ends.
+func startKube(t *testing.T, apiserver, etcd string, o kubeOptions) *kubeCluster {
 	t.Helper()
-	dir := t.TempDir()
+	dir := cmp.Or(o.Dir, t.TempDir())
+	addr := cmp.Or(o.Address, "127.0.0.1")
 	clientPort, peerPort, securePort := freePort(t), freePort(t), freePort(t)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
@@ -387,20 +405,28 @@ func startKube(t *testing.T, apiserver, etcd string) *kubeCluster {
 	require.NoError(t, os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600))
 	const token = "vigil-test-admin-token"
 	tokenFile := filepath.Join(dir, "tokens.csv")
-	require.NoError(t, os.WriteFile(tokenFile, []byte(token+",admin,admin-uid,system:masters\n"), 0o600))
+	tokens := append([]string{token + ",admin,admin-uid,system:masters"}, o.Tokens...)
+	require.NoError(t, os.WriteFile(tokenFile, []byte(strings.Join(tokens, "\n")+"\n"), 0o600))
 	certDir := filepath.Join(dir, "certs")
 
-	startProcess(t, "kube-apiserver", apiserver,
-		"--advertise-address=127.0.0.1", "--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", securePort), "--cert-dir="+certDir,
+	args := []string{
+		"--advertise-address=" + addr, "--bind-address=" + addr,
+		fmt.Sprintf("--secure-port=%d", securePort), "--cert-dir=" + certDir,
 		"--endpoint-reconciler-type=none",
-		"--etcd-servers="+etcdURL,
+		"--etcd-servers=" + etcdURL,
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+pubFile, "--service-account-signing-key-file="+keyFile,
+		"--service-account-key-file=" + pubFile, "--service-account-signing-key-file=" + keyFile,
 		"--service-cluster-ip-range=10.96.0.0/24",
-		"--token-auth-file="+tokenFile, "--authorization-mode=RBAC",
-		"--v=1")
-	host := fmt.Sprintf("https://127.0.0.1:%d", securePort)
+		"--token-auth-file=" + tokenFile, "--authorization-mode=RBAC",
+		"--v=1",
+	}
+	for _, a := range o.Args {
+		flag, _, _ := strings.Cut(a, "=")
+		args = slices.DeleteFunc(args, func(d string) bool { return strings.HasPrefix(d, flag+"=") })
+		args = append(args, a)
+	}
+	startProcess(t, "kube-apiserver", apiserver, args...)
+	host := fmt.Sprintf("https://%s:%d", addr, securePort)
 	waitHTTP(t, host+"/readyz", http.Header{"Authorization": {"Bearer " + token}}, 3*time.Minute)
 
 	// The server's self-signed certificate (written to --cert-dir) is the CA.
@@ -426,7 +452,8 @@ contexts:
   context: {cluster: test, user: admin}
 current-context: test
 `, host, filepath.Join(certDir, "apiserver.crt"), token), 0o600))
-	return &kubeCluster{cfg: cfg, kubeconfig: kubeconfig, client: cs, dyn: dyn, mapper: mapper}
+	return &kubeCluster{cfg: cfg, kubeconfig: kubeconfig, client: cs, dyn: dyn, mapper: mapper,
+		host: host, token: token, caFile: filepath.Join(certDir, "apiserver.crt"), saKey: keyFile}
 }
 
 // startProcess runs a server for the rest of the test and keeps its output
