@@ -119,14 +119,14 @@ func buildHelper(t *testing.T, dir, name string) []byte {
 
 // nodeImages are the references of the images the node test imports.
 type nodeImages struct {
-	Vigil, Pause, Logger, Chown string
+	Vigil, Pause, Logger, Tracer, Chown string
 }
 
 // buildNodeImages builds every image the node test needs and imports them
 // into containerd (ctr on socket, namespace k8s.io).
 func buildNodeImages(t *testing.T, dir, ctr, socket string) nodeImages {
 	t.Helper()
-	imgs := nodeImages{Vigil: "vigil.test/vigil:test", Pause: "vigil.test/pause:1", Logger: "vigil.test/logger:1", Chown: "vigil.test/chown:1"}
+	imgs := nodeImages{Vigil: "vigil.test/vigil:test", Pause: "vigil.test/pause:1", Logger: "vigil.test/logger:1", Tracer: "vigil.test/tracer:1", Chown: "vigil.test/chown:1"}
 	passwd := imageFile{data: []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"), mode: 0o644}
 	group := imageFile{data: []byte("root:x:0:\nnonroot:x:65532:\n"), mode: 0o644}
 	container, err := os.ReadFile("../deploy/docker/container.yaml")
@@ -150,6 +150,8 @@ func buildNodeImages(t *testing.T, dir, ctr, socket string) nodeImages {
 			v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}),
 		buildImage(t, dir, imgs.Logger, map[string]imageFile{"logger": {data: buildHelper(t, dir, "logger"), mode: 0o755}, "etc/passwd": passwd, "etc/group": group},
 			v1.Config{Entrypoint: []string{"/logger"}, User: "65532:65532"}),
+		buildImage(t, dir, imgs.Tracer, map[string]imageFile{"tracer": {data: buildHelper(t, dir, "tracer"), mode: 0o755}, "etc/passwd": passwd, "etc/group": group},
+			v1.Config{Entrypoint: []string{"/tracer"}, User: "65532:65532"}),
 		// The chart's storage init container runs `chown UID:GID DIR`.
 		buildImage(t, dir, imgs.Chown, map[string]imageFile{"bin/chown": {data: buildHelper(t, dir, "chown"), mode: 0o755}},
 			v1.Config{Env: []string{"PATH=/bin"}}),

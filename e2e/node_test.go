@@ -289,6 +289,41 @@ func cleanupNodeDir(t *testing.T, dir string) {
 	}
 	// The pod network's bridge outlives the CNI plugin that made it.
 	_ = exec.Command("ip", "link", "delete", "cni0").Run()
+	cleanupCNIRules(t)
+}
+
+// cleanupCNIRules removes the NAT rules the CNI plugins added for pods the
+// kubelet never tore down (it is stopped, not drained). A hostPort rule left
+// behind DNATs every local connection to that port, 127.0.0.1:4317
+// included, to a pod that is gone.
+func cleanupCNIRules(t *testing.T) {
+	out, err := exec.Command("iptables", "-t", "nat", "-S").Output()
+	if err != nil {
+		t.Logf("iptables -t nat -S: %v", err)
+		return
+	}
+	var chains []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "-N" && (strings.HasPrefix(f[1], "CNI-") || f[1] == "KUBE-KUBELET-CANARY"):
+			chains = append(chains, f[1])
+		case len(f) > 2 && f[0] == "-A" && !strings.HasPrefix(f[1], "CNI-") && strings.Contains(line, "CNI-"):
+			// A jump from a built-in chain. -S quotes comments, so run it
+			// through a shell to get the same arguments back.
+			if b, err := exec.Command("sh", "-c", "iptables -t nat -D "+strings.TrimPrefix(line, "-A ")).CombinedOutput(); err != nil {
+				t.Logf("iptables -t nat -D %s: %v %s", line, err, b)
+			}
+		}
+	}
+	for _, c := range chains {
+		_ = exec.Command("iptables", "-t", "nat", "-F", c).Run()
+	}
+	for _, c := range chains {
+		if b, err := exec.Command("iptables", "-t", "nat", "-X", c).CombinedOutput(); err != nil {
+			t.Logf("iptables -t nat -X %s: %v %s", c, err, b)
+		}
+	}
 }
 
 // TestNodeDaemonSet installs the chart on the one-node cluster with the
@@ -380,6 +415,122 @@ pipelines:
 	// Only the live API knows these (k8s_attributes); the path gives the rest.
 	require.Equal(t, nodeName, attrs["k8s.node.name"], "%v", attrs)
 	require.NotEmpty(t, attrs["k8s.pod.start_time"], "no k8s.pod.start_time: k8s_attributes did not find the pod in the API (%v)", attrs)
+
+	t.Run("OTLP to the node's agent on its hostPort", func(t *testing.T) {
+		const traces = 50
+		_, err := n.client.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "tracer"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "app", Image: n.Images.Tracer, ImagePullPolicy: corev1.PullNever,
+				Args: []string{"-count", fmt.Sprint(traces), "-service", "checkout"},
+				// As the README tells users to: the node's IP from the downward API.
+				Env: []corev1.EnvVar{
+					{Name: "HOST_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}},
+					{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Value: "http://$(HOST_IP):4317"},
+				},
+			}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		waitUntil(t, 2*time.Minute, "the tracer pod's spans at the sink", func() error {
+			if got := spansOf(sink, "checkout"); got < 2*traces {
+				return fmt.Errorf("%d of %d spans arrived (pods: %s)", got, 2*traces, podStates(ctx, n, "shop"))
+			}
+			return nil
+		})
+	})
+
+	t.Run("helm upgrade rolls the agent, offsets kept across it and a log rotation", func(t *testing.T) {
+		old := agentPod(ctx, t, n)
+		const lines2 = 4000
+		logger2, err := n.client.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "logger-2"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "app", Image: n.Images.Logger, ImagePullPolicy: corev1.PullNever,
+				// About 40 s and 1.7 MiB: the kubelet (containerLogMaxSize
+				// 1Mi, checked every 10 s) rotates the file meanwhile.
+				Args: []string{"-count", fmt.Sprint(lines2), "-every", "10ms", "-long", fmt.Sprint(longEvery)},
+			}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		time.Sleep(5 * time.Second)
+		out, err := helm(t, "upgrade", "vigil", chartDir, "--kubeconfig", n.kubeconfig, "--namespace", "vigil", "-f", values,
+			"--set", "agent.logs.maxLogSize=2MiB", "--wait=false")
+		require.NoError(t, err, out)
+		start := time.Now()
+		waitUntil(t, time.Minute, "a new agent pod, Ready by its probes", func() error {
+			p, err := readyAgentPod(ctx, n)
+			if err != nil {
+				return err
+			}
+			if p == old {
+				return errors.New("the old agent pod is still the one running")
+			}
+			return nil
+		})
+		t.Logf("new agent pod Ready %s after helm upgrade", time.Since(start).Round(time.Second))
+		waitUntil(t, 3*time.Minute, "every line of logger-2 at the sink", func() error {
+			got, _ := loggerLines(sink, string(logger2.UID), longEvery)
+			if len(got) < lines2 {
+				return fmt.Errorf("%d of %d lines arrived (pods: %s)", len(got), lines2, podStates(ctx, n, "shop"))
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second)
+		got2, _ := loggerLines(sink, string(logger2.UID), longEvery)
+		got1, _ := loggerLines(sink, string(logger.UID), longEvery)
+		for i := 1; i <= lines2; i++ {
+			require.Equalf(t, 1, got2[i], "logger-2 line %d arrived %d times", i, got2[i])
+		}
+		rotated, _ := filepath.Glob(fmt.Sprintf("/var/log/pods/shop_logger-2_%s/app/0.log.*", logger2.UID))
+		require.NotEmpty(t, rotated, "the kubelet did not rotate logger-2's log: the test did not cover a rotation")
+		t.Logf("rotated files: %v", rotated)
+		for i := 1; i <= lines; i++ {
+			require.Equalf(t, 1, got1[i], "logger line %d arrived %d times after the agent was replaced (offsets lost?)", i, got1[i])
+		}
+	})
+}
+
+// agentPod is the name of the agent's pod, which must be Ready.
+func agentPod(ctx context.Context, t *testing.T, n *kubeNode) string {
+	t.Helper()
+	p, err := readyAgentPod(ctx, n)
+	require.NoError(t, err)
+	return p
+}
+
+func readyAgentPod(ctx context.Context, n *kubeNode) (string, error) {
+	pods, err := n.client.CoreV1().Pods("vigil").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
+	if err != nil {
+		return "", err
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				return p.Name, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no Ready agent pod: %s", podStates(ctx, n, "vigil"))
+}
+
+// spansOf counts the spans of service at the sink.
+func spansOf(sink *otlpsink.Sink, service string) int {
+	n := 0
+	for _, td := range sink.Traces() {
+		for i := 0; i < td.ResourceSpans().Len(); i++ {
+			rs := td.ResourceSpans().At(i)
+			if v, _ := rs.Resource().Attributes().Get("service.name"); v.AsString() != service {
+				continue
+			}
+			for j := 0; j < rs.ScopeSpans().Len(); j++ {
+				n += rs.ScopeSpans().At(j).Spans().Len()
+			}
+		}
+	}
+	return n
 }
 
 // cleanNodeHost removes what an earlier run's pods left on the host: their
