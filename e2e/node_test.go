@@ -159,6 +159,9 @@ state = %q
 	waitUntil(t, 30*time.Second, "containerd's socket", func() error {
 		return exec.Command(bins.ctr, "--address", n.socket, "version").Run()
 	})
+	// Runs before containerd stops: its shims, and the containers under
+	// them, would outlive it.
+	t.Cleanup(func() { killContainers(t, bins.ctr, n.socket) })
 	n.Images = buildNodeImages(t, dir, bins.ctr, n.socket)
 
 	// The pod network: a bridge with host-local addresses, the node's
@@ -290,6 +293,31 @@ func cleanupNodeDir(t *testing.T, dir string) {
 	// The pod network's bridge outlives the CNI plugin that made it.
 	_ = exec.Command("ip", "link", "delete", "cni0").Run()
 	cleanupCNIRules(t)
+}
+
+// killContainers kills and deletes every task containerd runs, so that no
+// shim or container outlives the test.
+func killContainers(t *testing.T, ctr, socket string) {
+	c := func(args ...string) ([]byte, error) {
+		return exec.Command(ctr, append([]string{"--address", socket, "--namespace", "k8s.io"}, args...)...).CombinedOutput()
+	}
+	out, err := c("tasks", "ls", "-q")
+	if err != nil {
+		t.Logf("ctr tasks ls: %v %s", err, out)
+		return
+	}
+	ids := strings.Fields(string(out))
+	for _, id := range ids {
+		_, _ = c("tasks", "kill", "--all", "--signal", "SIGKILL", id)
+	}
+	for _, id := range ids {
+		for range 20 {
+			if b, err := c("tasks", "delete", "--force", id); err == nil || strings.Contains(string(b), "not found") {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
 }
 
 // cleanupCNIRules removes the NAT rules the CNI plugins added for pods the
