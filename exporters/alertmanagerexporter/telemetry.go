@@ -11,19 +11,6 @@ import (
 	"github.com/vigilhq/vigil/exporters/alertmanagerexporter/internal/metadata"
 )
 
-// holdings are the alerts the exporter holds at one moment: firing ones, and
-// resolved ones still re-sent during resolved_retention.
-type holdings struct {
-	Firing, Resolved int64
-}
-
-func (e *amExporter) holdings() holdings {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f, r := e.alerts.counts()
-	return holdings{Firing: int64(f), Resolved: int64(r)}
-}
-
 // newTelemetry creates the instruments metadata.yaml declares (generated into
 // internal/metadata) and registers the observable ones, labelled with the
 // exporter's component ID so several alertmanager exporters stay apart.
@@ -37,9 +24,11 @@ func newTelemetry(set component.TelemetrySettings, e *amExporter) (*metadata.Tel
 	queue := metric.WithAttributes(e.exporterAttr)
 	err = errors.Join(
 		tb.RegisterExporterAlertmanagerAlertsCallback(func(_ context.Context, o metric.Int64Observer) error {
-			h := e.holdings()
-			o.Observe(h.Firing, firing)
-			o.Observe(h.Resolved, resolved)
+			e.mu.Lock()
+			f, r := e.alerts.counts()
+			e.mu.Unlock()
+			o.Observe(int64(f), firing)
+			o.Observe(int64(r), resolved)
 			return nil
 		}),
 		tb.RegisterExporterAlertmanagerQueueLengthCallback(func(_ context.Context, o metric.Int64Observer) error {
