@@ -26,6 +26,10 @@ KUBE_APISERVER_BIN := $(CURDIR)/.cache/bin/kube-apiserver
 MDATAGEN_VERSION = $(shell cd scripts/mdatagen && $(GO) list -m -f '{{.Version}}' go.opentelemetry.io/collector/cmd/mdatagen)
 MDATAGEN_BIN     = $(CURDIR)/.cache/bin/mdatagen-$(MDATAGEN_VERSION)
 COMPONENTS       := $(patsubst %/metadata.yaml,%,$(wildcard receivers/*/metadata.yaml processors/*/metadata.yaml exporters/*/metadata.yaml connectors/*/metadata.yaml extensions/*/metadata.yaml))
+# helm-docs, pinned in scripts/helmdocs/go.mod, writes the chart's README.md
+# from its README.md.gotmpl and the `# --` comments of values.yaml.
+HELMDOCS_VERSION = $(shell cd scripts/helmdocs && $(GO) list -m -f '{{.Version}}' github.com/norwoodj/helm-docs)
+HELMDOCS_BIN     = $(CURDIR)/.cache/bin/helm-docs-$(HELMDOCS_VERSION)
 
 
 # Alertmanager with its web UI (Debian's has none) for the end-to-end browser
@@ -33,7 +37,7 @@ COMPONENTS       := $(patsubst %/metadata.yaml,%,$(wildcard receivers/*/metadata
 AM_UI_VERSION := v0.28.1
 AM_UI_BIN     := $(CURDIR)/.cache/alertmanager-$(AM_UI_VERSION)/alertmanager
 
-.PHONY: generate check-generated test-node all build testbed peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
+.PHONY: generate check-generated chart-docs check-chart-docs test-node all build testbed peer vmagent helm kube-apiserver alertmanager-ui run test test-deps test-kube unit e2e lint fmt tidy bench eval-redflags chart-dashboards fuzz soak vulncheck clean
 
 all: build
 
@@ -146,7 +150,18 @@ check-generated: $(MDATAGEN_BIN)
 		echo "generated code was not current with metadata.yaml; make generate rewrote:"; \
 		diff <(echo "$$before") <(echo "$$after") | awk '/^>/ {print "  " $$3}'; exit 1; fi
 
-lint: check-generated
+$(HELMDOCS_BIN): scripts/helmdocs/go.mod scripts/helmdocs/go.sum
+	cd scripts/helmdocs && $(GO) build -o $(HELMDOCS_BIN) github.com/norwoodj/helm-docs/cmd/helm-docs
+
+# Rewrites deploy/helm/vigil/README.md from README.md.gotmpl and values.yaml.
+chart-docs: $(HELMDOCS_BIN)
+	HELM_DOCS=$(HELMDOCS_BIN) scripts/chart-docs.sh deploy/helm/vigil
+
+# Fails, with the diff, when the chart's README.md is stale; rewrites nothing.
+check-chart-docs: $(HELMDOCS_BIN)
+	@HELM_DOCS=$(HELMDOCS_BIN) scripts/chart-docs.sh -check deploy/helm/vigil
+
+lint: check-generated check-chart-docs
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd benchmarks/peer && $(GO) vet .
