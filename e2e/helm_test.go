@@ -49,6 +49,9 @@ const (
 	minKubeVersion = "1.26.0"
 	chartNamespace = "observability"
 	chartRelease   = "vigil"
+	// chartImage is the image.repository every test render sets: the chart
+	// has no default (no image is published) and refuses to render without one.
+	chartImage = "registry.example/vigil"
 )
 
 // helmBin finds helm: HELM_BIN (make test sets it), the repository's cache
@@ -115,7 +118,7 @@ func helm(t testing.TB, args ...string) (string, error) {
 // args add values (-f FILE, --set k=v).
 func renderChart(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
-	base := []string{"template", chartRelease, dir, "--namespace", chartNamespace, "--kube-version", kubeVersion}
+	base := []string{"template", chartRelease, dir, "--namespace", chartNamespace, "--kube-version", kubeVersion, "--set", "image.repository=" + chartImage}
 	return helm(t, append(base, args...)...)
 }
 
@@ -253,7 +256,7 @@ func TestHelmLintStrict(t *testing.T) {
 	for name, file := range valueSets(t) {
 		for _, kv := range []string{minKubeVersion, kubeVersion} {
 			t.Run(name+"/"+kv, func(t *testing.T) {
-				out, err := helm(t, "lint", "--strict", "--kube-version", kv, "-f", file, chartDir)
+				out, err := helm(t, "lint", "--strict", "--kube-version", kv, "--set", "image.repository="+chartImage, "-f", file, chartDir)
 				require.NoError(t, err)
 				require.Contains(t, out, "0 chart(s) failed")
 			})
@@ -320,6 +323,14 @@ func checkWorkloads(t *testing.T, m manifest) {
 		assert.Emptyf(t, sc.Capabilities.Add, "%s: no capability added", w.name)
 		assert.Equalf(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type, "%s: container seccomp", w.name)
 		assert.Falsef(t, c.Resources.Limits.Memory().IsZero(), "%s: memory limit (memory_limiter works in %% of it)", w.name)
+		// GOMEMLIMIT is 80% of that limit, in bytes, as the Go runtime reads it.
+		var gomemlimit string
+		for _, e := range c.Env {
+			if e.Name == "GOMEMLIMIT" {
+				gomemlimit = e.Value
+			}
+		}
+		assert.Equalf(t, strconv.FormatInt(c.Resources.Limits.Memory().Value()*80/100, 10), gomemlimit, "%s: GOMEMLIMIT", w.name)
 		assert.Falsef(t, c.Resources.Requests.Cpu().IsZero(), "%s: cpu request", w.name)
 
 		// Init containers (the agent's hostPath chown) get CHOWN and nothing else.
@@ -769,6 +780,7 @@ func TestHelmRejectsBadValues(t *testing.T) {
 		args []string
 		want []string
 	}{
+		{"no image", []string{"--set", "image.repository="}, []string{"image.repository is empty", "Dockerfile", "--set image.repository="}},
 		{"typo in a key", []string{"--set", "agent.logs.startat=end"}, []string{"agent/logs", "startat"}},
 		{"unknown top-level key", []string{"--set", "gatway.enabled=true"}, []string{"gatway"}},
 		{"undefined exporter", []string{"--set", "pipelines.traces={otlp_grpc}"}, []string{"pipelines.traces", "otlp_grpc", "not defined"}},

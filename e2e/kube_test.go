@@ -127,7 +127,7 @@ func TestKubeAPIServer(t *testing.T) {
 	t.Run("helm install and upgrade", func(t *testing.T) {
 		kc := []string{"--kubeconfig", k.kubeconfig, "--namespace", chartNamespace}
 		// Without the Prometheus Operator CRDs; with the gateway and its Role.
-		out, err := helm(t, append([]string{"install", chartRelease, chartDir, "--set", "gateway.enabled=true", "--wait=false"}, kc...)...)
+		out, err := helm(t, append([]string{"install", chartRelease, chartDir, "--set", "image.repository=" + chartImage, "--set", "gateway.enabled=true", "--wait=false"}, kc...)...)
 		require.NoError(t, err, out)
 		ds, err := k.client.AppsV1().DaemonSets(chartNamespace).Get(ctx, "vigil-agent", metav1.GetOptions{})
 		require.NoError(t, err)

@@ -60,11 +60,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "vigil.image" -}}
+{{- $repo := required "image.repository is empty: no Vigil image is published; build it from the repository's Dockerfile, push it where your nodes pull from, and set image.repository (and image.tag) to it, e.g. --set image.repository=registry.example/vigil (README: Deploy on Kubernetes)" .Values.image.repository }}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- printf "%s:%s" $repo $tag }}
 {{- end }}
 {{- end }}
 
@@ -173,6 +174,25 @@ telemetry:
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+{{- end }}
+
+{{/*
+GOMEMLIMIT for a container: useGOMEMLIMIT percent of its memory limit, in
+bytes, so the Go runtime collects harder as it nears the limit instead of
+being OOM-killed. Empty when the container has no memory limit. The argument
+is the container's resources.
+*/}}
+{{- define "vigil.gomemlimit" -}}
+{{- $limit := dig "limits" "memory" "" .resources | toString }}
+{{- if and .ctx.Values.useGOMEMLIMIT.enabled $limit }}
+{{- $m := regexFind "^[0-9.]+" $limit }}
+{{- $unit := trimPrefix $m $limit }}
+{{- $mult := get (dict "" 1 "k" 1000 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776) $unit }}
+{{- if not $mult }}
+{{- fail (printf "cannot set GOMEMLIMIT from the memory limit %q: unit %q is not one of Ki, Mi, Gi, Ti, k, M, G, T" $limit $unit) }}
+{{- end }}
+{{- mulf (float64 $m) $mult .ctx.Values.useGOMEMLIMIT.percentage 0.01 | floor | int64 }}
+{{- end }}
 {{- end }}
 
 {{- define "vigil.probes" -}}
