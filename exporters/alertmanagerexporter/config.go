@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -30,7 +31,21 @@ type Config struct {
 	// these, in parallel, as Prometheus sends to every Alertmanager it knows.
 	// A URL may carry a path prefix (http://host/alertmanager); the exporter
 	// appends /api/v2/alerts.
+	//
+	// Here and in endpoint, a URL prefixed with dns+ or dnssrv+ stands for
+	// every address its host name resolves to, Thanos's convention
+	// (--alertmanagers.url): dns+http://alertmanager-operated:9093 looks up
+	// A/AAAA records and keeps the URL's port (required); dnssrv+ looks up
+	// SRV records, then each record's target, and takes the port from the
+	// record unless the URL gives one. Each address gets every batch. This is
+	// how a StatefulSet behind a headless Service (kube-prometheus-stack's
+	// alertmanager-operated) is reached replica by replica.
 	Endpoints []string `mapstructure:"endpoints"`
+
+	// DNSRefreshInterval is how often the names of dns+ and dnssrv+ URLs are
+	// looked up again (Thanos's --alertmanagers.sd-dns-interval). A lookup
+	// that fails keeps the addresses found before.
+	DNSRefreshInterval time.Duration `mapstructure:"dns_refresh_interval"`
 
 	// BasicAuth sends HTTP basic credentials with every request. The
 	// collector's basicauth extension is not in this distribution (its
@@ -109,7 +124,7 @@ func (c *Config) Validate() error {
 		if c.ClientConfig.Endpoint == "" || i > 0 {
 			key = fmt.Sprintf("endpoints[%d]", i-btoi(c.ClientConfig.Endpoint != ""))
 		}
-		if err := checkURL(raw); err != nil {
+		if _, _, err := parseAlertmanagerURL(raw); err != nil {
 			bad(key, fmt.Sprintf("%q", raw), err.Error())
 			continue
 		}
@@ -120,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		bad("timeout", c.Timeout, "must be positive: every call to an Alertmanager needs a bound")
+	}
+	if c.DNSRefreshInterval <= 0 {
+		bad("dns_refresh_interval", c.DNSRefreshInterval, "must be positive")
 	}
 	if c.ResendDelay <= 0 {
 		bad("resend_delay", c.ResendDelay, "must be positive")
@@ -172,24 +190,54 @@ func (c *Config) alertmanagers() []string {
 	return append(out, c.Endpoints...)
 }
 
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
+// lookup is how the host of a URL in endpoint or endpoints becomes the
+// addresses posted to: the prefix before its scheme, as in Thanos.
+type lookup string
+
+const (
+	// lookupNone posts to the URL as written.
+	lookupNone lookup = ""
+	// lookupA posts to every A/AAAA address of the host, on the URL's port.
+	lookupA lookup = "dns"
+	// lookupSRV posts to every address of every target of the host's SRV
+	// records, on the record's port unless the URL has one.
+	lookupSRV lookup = "dnssrv"
+)
+
+// parseAlertmanagerURL splits a URL of endpoint or endpoints into its lookup
+// prefix and the http(s) URL after it, and checks both.
+func parseAlertmanagerURL(raw string) (lookup, *url.URL, error) {
+	kind, rest := lookupNone, raw
+	for _, k := range []lookup{lookupA, lookupSRV} {
+		if r, ok := strings.CutPrefix(raw, string(k)+"+"); ok {
+			kind, rest = k, r
+		}
+	}
+	u, err := url.Parse(rest)
 	if err != nil {
-		return errors.New("is not a URL")
+		return kind, nil, errors.New("is not a URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("must be an http:// or https:// URL")
+		return kind, nil, errors.New("must be an http:// or https:// URL, optionally prefixed with dns+ or dnssrv+ (dns+http://host:9093)")
 	}
 	if u.Host == "" {
-		return errors.New("has no host")
+		return kind, nil, errors.New("has no host")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("must not have a query or fragment")
+		return kind, nil, errors.New("must not have a query or fragment")
 	}
 	if strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v2/alerts") {
-		return errors.New("must be the Alertmanager's base URL; /api/v2/alerts is appended")
+		return kind, nil, errors.New("must be the Alertmanager's base URL; /api/v2/alerts is appended")
 	}
-	return nil
+	if kind != lookupNone {
+		if net.ParseIP(u.Hostname()) != nil {
+			return kind, nil, fmt.Errorf("names an IP address: %s+ looks up a DNS name; drop the prefix", kind)
+		}
+		if kind == lookupA && u.Port() == "" {
+			return kind, nil, errors.New("needs a port: dns+ looks up A/AAAA records, which carry none (dns+http://host:9093)")
+		}
+	}
+	return kind, u, nil
 }
 
 func btoi(b bool) int {

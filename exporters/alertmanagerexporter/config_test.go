@@ -59,7 +59,26 @@ func TestFullConfig(t *testing.T) {
 
 	e, err := newExporter(exportertest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)
-	assert.Equal(t, "https://am-1.alertmanager:9093/prefix/api/v2/alerts", e.ams[1].postURL)
+	assert.Equal(t, "https://am-1.alertmanager:9093/prefix/api/v2/alerts", e.dests[1].fixed.postURL)
+	require.NoError(t, e.shutdown(t.Context()))
+}
+
+func TestDNSConfig(t *testing.T) {
+	cfg, err := loadConfig(t, "operated")
+	require.NoError(t, err)
+	assert.Equal(t, 10*time.Second, cfg.DNSRefreshInterval)
+	assert.Equal(t, 30*time.Second, createDefaultConfig().(*Config).DNSRefreshInterval)
+
+	e, err := newExporter(exportertest.NewNopSettings(metadata.Type), cfg)
+	require.NoError(t, err)
+	require.Len(t, e.dests, 2)
+	a, srv := e.dests[0].dns, e.dests[1].dns
+	require.NotNil(t, a)
+	require.NotNil(t, srv)
+	assert.Equal(t, [3]string{string(lookupA), "alertmanager-operated.monitoring.svc", "9093"}, [3]string{string(a.kind), a.host, a.port})
+	assert.Equal(t, [3]string{string(lookupSRV), "_http-web._tcp.alertmanager-operated.monitoring.svc", ""}, [3]string{string(srv.kind), srv.host, srv.port})
+	assert.Equal(t, "dns+http://alertmanager-operated.monitoring.svc:9093", e.dests[0].name)
+	assert.Equal(t, "dnssrv+https://_http-web._tcp.alertmanager-operated.monitoring.svc/prefix", e.dests[1].name)
 	require.NoError(t, e.shutdown(t.Context()))
 }
 
@@ -70,6 +89,10 @@ func TestBadConfigNamesEveryKey(t *testing.T) {
 		`endpoint: "alertmanager:9093" must be an http:// or https:// URL`,
 		`endpoints[0]: "http://a:9093/api/v2/alerts" must be the Alertmanager's base URL; /api/v2/alerts is appended`,
 		`endpoints[1]: "http://b:9093?x=1" must not have a query or fragment`,
+		`endpoints[3]: "dns+http://alertmanager-operated" needs a port: dns+ looks up A/AAAA records, which carry none`,
+		`endpoints[4]: "dnssrv+http://10.0.0.1:9093" names an IP address: dnssrv+ looks up a DNS name; drop the prefix`,
+		`endpoints[5]: "dnsa+http://am:9093" must be an http:// or https:// URL, optionally prefixed with dns+ or dnssrv+`,
+		"dns_refresh_interval: 0s must be positive",
 		"timeout: 0s must be positive",
 		"resend_delay: -1s must be positive",
 		"max_batch_size: 0 must be positive",

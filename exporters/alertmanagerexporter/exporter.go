@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -32,7 +33,8 @@ const alertsPath = "/api/v2/alerts"
 // events and pushes it to every configured Alertmanager. Two goroutines: the
 // scheduler turns the set into due alerts (first sends, resends) and queues
 // them; the sender posts queued alerts in batches to every Alertmanager in
-// parallel. ConsumeLogs never blocks on the network.
+// parallel. Each dns+ or dnssrv+ URL has a third, which looks its name up
+// (dns.go). ConsumeLogs never blocks on the network.
 type amExporter struct {
 	cfg       *Config
 	logger    *zap.Logger
@@ -43,33 +45,56 @@ type amExporter struct {
 	mu     sync.Mutex
 	alerts *alertSet
 
-	q      *queue
-	wake   chan struct{} // one slot: the alert set changed
-	client *http.Client
-	ams    []*target
-	pass   string // basic auth password, resolved at start
+	q        *queue
+	wake     chan struct{} // one slot: the alert set changed
+	client   *http.Client
+	dests    []*destination
+	resolver resolver
+	host     component.Host // set at start: the extensions of the clients built per address
+	pass     string         // basic auth password, resolved at start
 
-	lifecycle   sync.Mutex
-	started     bool
-	stopped     bool
-	stop        chan struct{}
-	shutdownCtx context.Context // set before stop is closed; bounds the drain
-	done        sync.WaitGroup
+	lifecycle     sync.Mutex
+	started       bool
+	stopped       bool
+	stop          chan struct{}
+	shutdownCtx   context.Context // set before stop is closed; bounds the drain
+	cancelLookups context.CancelFunc
+	done          sync.WaitGroup
 
 	lastRecordLog time.Time // guarded by mu
 
 	exporterAttr attribute.KeyValue // the component ID, on every measurement
 }
 
-// target is one Alertmanager. Only the sender goroutine touches it.
-type target struct {
-	postURL  string
-	name     string // base URL without credentials, the metric attribute
+// destination is one URL of endpoint or endpoints: a plain URL is one
+// target, a dns+ or dnssrv+ URL one target per address its name resolves to.
+// Its targets share its metric attributes, the configured URL, so the series
+// stay bounded while pod IPs come and go.
+type destination struct {
+	name     string // the configured URL without credentials
 	attrs    metric.MeasurementOption
 	okAttrs  metric.MeasurementOption
 	errAttrs metric.MeasurementOption
-	failing  bool
-	lastLog  time.Time
+
+	fixed *target  // a plain URL
+	dns   *dnsName // a dns+ or dnssrv+ URL
+
+	// The sender's view of dns: targets built for the address set snap, by
+	// address, kept across refreshes for their failure state. Sender
+	// goroutine only.
+	snap    *[]address
+	targets []*target
+	byAddr  map[address]*target
+	noAddr  flapLog
+}
+
+// target is one Alertmanager address. Only the sender goroutine touches it.
+type target struct {
+	postURL string
+	name    string       // URL posted to, without credentials: logs
+	client  *http.Client // nil: the exporter's
+	err     error        // its client could not be built; every send fails with it
+	log     flapLog
 }
 
 func newExporter(set exporter.Settings, cfg *Config) (*amExporter, error) {
@@ -88,24 +113,31 @@ func newExporter(set exporter.Settings, cfg *Config) (*amExporter, error) {
 	if set.BuildInfo.Version == "" {
 		e.userAgent = "vigil"
 	}
+	e.resolver = net.DefaultResolver
 	for _, raw := range cfg.alertmanagers() {
-		u, err := url.Parse(raw)
+		kind, u, err := parseAlertmanagerURL(raw)
 		if err != nil {
 			return nil, fmt.Errorf("cannot parse alertmanager URL %q: %w", raw, err)
 		}
 		name := *u
 		name.User = nil
-		post := *u
-		post.Path = strings.TrimSuffix(u.Path, "/") + alertsPath
-		post.RawPath = ""
-		am := attribute.String("alertmanager", name.String())
-		e.ams = append(e.ams, &target{
-			postURL:  post.String(),
-			name:     name.String(),
+		nameStr := name.String()
+		if kind != lookupNone {
+			nameStr = string(kind) + "+" + nameStr
+		}
+		am := attribute.String("alertmanager", nameStr)
+		d := &destination{
+			name:     nameStr,
 			attrs:    metric.WithAttributeSet(attribute.NewSet(e.exporterAttr, am)),
 			okAttrs:  metric.WithAttributeSet(attribute.NewSet(e.exporterAttr, am, attribute.String("outcome", "ok"))),
 			errAttrs: metric.WithAttributeSet(attribute.NewSet(e.exporterAttr, am, attribute.String("outcome", "error"))),
-		})
+		}
+		if kind == lookupNone {
+			d.fixed = &target{postURL: postURL(*u), name: nameStr}
+		} else {
+			d.dns = newDNSName(kind, u, nameStr)
+		}
+		e.dests = append(e.dests, d)
 	}
 	tel, err := newTelemetry(set.TelemetrySettings, e)
 	if err != nil {
@@ -136,11 +168,27 @@ func (e *amExporter) start(ctx context.Context, host component.Host) error {
 		return nil
 	}
 	e.client = client
+	e.host = host
 	e.started = true
+	lookups, cancel := context.WithCancel(context.Background())
+	e.cancelLookups = cancel
 	e.done.Add(2)
 	go e.schedule()
 	go e.send()
+	for _, d := range e.dests {
+		if d.dns != nil {
+			e.done.Add(1)
+			go e.refreshLoop(lookups, d)
+		}
+	}
 	return nil
+}
+
+// postURL returns the alerts endpoint under an Alertmanager's base URL.
+func postURL(u url.URL) string {
+	u.Path = strings.TrimSuffix(u.Path, "/") + alertsPath
+	u.RawPath = ""
+	return u.String()
 }
 
 // shutdown stops scheduling, sends what is still queued while ctx allows
@@ -157,8 +205,17 @@ func (e *amExporter) shutdown(ctx context.Context) error {
 	e.shutdownCtx = ctx
 	e.lifecycle.Unlock()
 	if started {
+		e.cancelLookups()
 		close(e.stop)
 		e.done.Wait()
+		// The clients built per address (https names) end with the targets.
+		for _, d := range e.dests {
+			for _, t := range d.byAddr {
+				if t.client != nil {
+					t.client.CloseIdleConnections()
+				}
+			}
+		}
 	}
 	e.tel.Shutdown()
 	return nil
@@ -309,36 +366,119 @@ func (e *amExporter) post(ctx context.Context, batch []postableAlert) {
 		return
 	}
 	var wg sync.WaitGroup
-	for _, t := range e.ams {
-		wg.Go(func() { e.postTo(ctx, t, body, len(batch)) })
+	for _, d := range e.dests {
+		wg.Go(func() { e.postToDestination(ctx, d, body, len(batch)) })
 	}
 	wg.Wait()
 }
 
-func (e *amExporter) postTo(ctx context.Context, t *target, body []byte, n int) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	start := time.Now()
-	err := e.do(ctx, t, body)
-	took := time.Since(start).Seconds()
-	bg := context.Background()
-	if err == nil {
-		e.tel.ExporterAlertmanagerAlertsSent.Add(bg, int64(n), t.attrs)
-		e.tel.ExporterAlertmanagerRequestDuration.Record(bg, took, t.okAttrs)
-		if t.failing {
-			t.failing = false
-			e.logger.Info("Alertmanager accepts alerts again", zap.String("alertmanager", t.name))
+// postToDestination sends a batch to each of d's targets in parallel. A
+// dns+ or dnssrv+ name without any address yet fails the send, counted as
+// any failed request is.
+func (e *amExporter) postToDestination(ctx context.Context, d *destination, body []byte, n int) {
+	if d.fixed != nil {
+		e.postTo(ctx, d, d.fixed, body, n)
+		return
+	}
+	// The name's first lookup runs at start, bounded by timeout; wait for it
+	// rather than fail the alerts that were due at once.
+	select {
+	case <-d.dns.first:
+	case <-ctx.Done():
+	}
+	targets := e.targetsOf(d)
+	if len(targets) == 0 {
+		e.tel.ExporterAlertmanagerAlertsFailed.Add(context.Background(), int64(n), d.attrs)
+		if d.noAddr.fail(time.Now()) {
+			e.logger.Warn("cannot send alerts to Alertmanager: its name has no address yet; they are sent again within resend_delay (logged at most once a minute; see otelcol_exporter_alertmanager_dns_failures)",
+				zap.String("alertmanager", d.name), zap.Int("alerts", n))
 		}
 		return
 	}
-	e.tel.ExporterAlertmanagerAlertsFailed.Add(bg, int64(n), t.attrs)
-	e.tel.ExporterAlertmanagerRequestDuration.Record(bg, took, t.errAttrs)
-	if now := time.Now(); !t.failing || now.Sub(t.lastLog) >= time.Minute {
-		t.lastLog = now
-		e.logger.Warn("cannot send alerts to Alertmanager; they are sent again within resend_delay (logged at most once a minute)",
-			zap.String("alertmanager", t.name), zap.Int("alerts", n), zap.Error(err))
+	d.noAddr.ok()
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		wg.Go(func() { e.postTo(ctx, d, t, body, n) })
 	}
-	t.failing = true
+	wg.Wait()
+}
+
+// targetsOf returns a target per address d's name resolves to now, keeping
+// the targets of addresses it already had.
+func (e *amExporter) targetsOf(d *destination) []*target {
+	snap := d.dns.addrs.Load()
+	if snap == d.snap {
+		return d.targets // the set published last time: every send but the first after a change
+	}
+	byAddr := make(map[address]*target, len(*snap))
+	targets := make([]*target, 0, len(*snap))
+	for _, a := range *snap {
+		t := d.byAddr[a]
+		if t == nil {
+			t = e.newAddressTarget(d, a)
+		}
+		byAddr[a] = t
+		targets = append(targets, t)
+	}
+	for a, t := range d.byAddr {
+		if byAddr[a] == nil && t.client != nil {
+			t.client.CloseIdleConnections()
+		}
+	}
+	d.snap, d.targets, d.byAddr = snap, targets, byAddr
+	return targets
+}
+
+// newAddressTarget builds the target of one address of d's name: its URL
+// with the address for host, so the dial goes there. Over https, TLS
+// verifies the name the address was found under (the URL's host, or the SRV
+// record's target) unless tls::server_name_override sets one; that takes a
+// client of its own.
+func (e *amExporter) newAddressTarget(d *destination, a address) *target {
+	u := d.dns.base
+	u.Host = a.hostPort
+	name := u
+	name.User = nil
+	t := &target{postURL: postURL(u), name: name.String()}
+	if u.Scheme == "https" && e.cfg.TLS.ServerName == "" {
+		cc := e.cfg.ClientConfig
+		cc.TLS.ServerName = a.serverName
+		t.client, t.err = cc.ToClient(context.Background(), e.host.GetExtensions(), e.settings)
+		if t.err != nil {
+			t.err = fmt.Errorf("cannot create the HTTP client for %s: %w", a.serverName, t.err)
+		}
+	}
+	return t
+}
+
+func (e *amExporter) postTo(ctx context.Context, d *destination, t *target, body []byte, n int) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	err := t.err
+	if err == nil {
+		err = e.do(ctx, t, body)
+	}
+	took := time.Since(start).Seconds()
+	bg := context.Background()
+	fields := []zap.Field{zap.String("alertmanager", d.name)}
+	if t.name != d.name {
+		fields = append(fields, zap.String("address", t.name))
+	}
+	if err == nil {
+		e.tel.ExporterAlertmanagerAlertsSent.Add(bg, int64(n), d.attrs)
+		e.tel.ExporterAlertmanagerRequestDuration.Record(bg, took, d.okAttrs)
+		if t.log.ok() {
+			e.logger.Info("Alertmanager accepts alerts again", fields...)
+		}
+		return
+	}
+	e.tel.ExporterAlertmanagerAlertsFailed.Add(bg, int64(n), d.attrs)
+	e.tel.ExporterAlertmanagerRequestDuration.Record(bg, took, d.errAttrs)
+	if t.log.fail(time.Now()) {
+		e.logger.Warn("cannot send alerts to Alertmanager; they are sent again within resend_delay (logged at most once a minute)",
+			append(fields, zap.Int("alerts", n), zap.Error(err))...)
+	}
 }
 
 // maxResponseBytes bounds how much of an Alertmanager's answer is read.
@@ -354,7 +494,11 @@ func (e *amExporter) do(ctx context.Context, t *target, body []byte) error {
 	if b := e.cfg.BasicAuth; b != nil {
 		req.SetBasicAuth(b.Username, e.pass)
 	}
-	resp, err := e.client.Do(req)
+	client := e.client
+	if t.client != nil {
+		client = t.client
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot post alerts: %w", err)
 	}

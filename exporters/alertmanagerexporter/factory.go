@@ -31,17 +31,19 @@ func NewFactory() exporter.Factory {
 // 1-minute resend delay, resolved alerts re-sent for 15 minutes, a queue of
 // 10000 alerts. Batches are 256 alerts (Prometheus sends 64; Alertmanager
 // takes far larger bodies, and fewer requests matter during an incident).
+// dns+ and dnssrv+ names are looked up again every 30 s, as Thanos does.
 func createDefaultConfig() component.Config {
 	cc := confighttp.NewDefaultClientConfig()
 	cc.Timeout = 10 * time.Second
 	return &Config{
-		ClientConfig:      cc,
-		ResendDelay:       time.Minute,
-		ResolvedRetention: 15 * time.Minute,
-		MaxBatchSize:      256,
-		QueueSize:         10000,
-		MaxAlerts:         10000,
-		GeneratorURL:      "http://127.0.0.1:8890/",
+		ClientConfig:       cc,
+		DNSRefreshInterval: 30 * time.Second,
+		ResendDelay:        time.Minute,
+		ResolvedRetention:  15 * time.Minute,
+		MaxBatchSize:       256,
+		QueueSize:          10000,
+		MaxAlerts:          10000,
+		GeneratorURL:       "http://127.0.0.1:8890/",
 	}
 }
 
@@ -50,7 +52,12 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewLogs(ctx, set, cfg, e.consumeLogs,
+	return e.logsExporter(ctx, set)
+}
+
+// logsExporter wraps e in the collector's exporter helper.
+func (e *amExporter) logsExporter(ctx context.Context, set exporter.Settings) (exporter.Logs, error) {
+	return exporterhelper.NewLogs(ctx, set, e.cfg, e.consumeLogs,
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithShutdown(e.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}))

@@ -35,6 +35,14 @@ func newTelemetry(set component.TelemetrySettings, e *amExporter) (*metadata.Tel
 			o.Observe(int64(e.q.len()), queue)
 			return nil
 		}),
+		tb.RegisterExporterAlertmanagerDNSTargetsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			for _, d := range e.dests {
+				if d.dns != nil {
+					o.Observe(int64(len(d.dns.current())), d.attrs)
+				}
+			}
+			return nil
+		}),
 	)
 	if err != nil {
 		tb.Shutdown()

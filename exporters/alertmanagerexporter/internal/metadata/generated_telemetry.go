@@ -32,6 +32,8 @@ type TelemetryBuilder struct {
 	ExporterAlertmanagerAlertsDropped   metric.Int64Counter
 	ExporterAlertmanagerAlertsFailed    metric.Int64Counter
 	ExporterAlertmanagerAlertsSent      metric.Int64Counter
+	ExporterAlertmanagerDNSFailures     metric.Int64Counter
+	ExporterAlertmanagerDNSTargets      metric.Int64ObservableGauge
 	ExporterAlertmanagerQueueLength     metric.Int64ObservableGauge
 	ExporterAlertmanagerRecordsIgnored  metric.Int64Counter
 	ExporterAlertmanagerRequestDuration metric.Float64Histogram
@@ -54,6 +56,21 @@ func (builder *TelemetryBuilder) RegisterExporterAlertmanagerAlertsCallback(cb m
 		cb(ctx, &observerInt64{inst: builder.ExporterAlertmanagerAlerts, obs: o})
 		return nil
 	}, builder.ExporterAlertmanagerAlerts)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterExporterAlertmanagerDNSTargetsCallback sets callback for observable ExporterAlertmanagerDNSTargets metric.
+func (builder *TelemetryBuilder) RegisterExporterAlertmanagerDNSTargetsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ExporterAlertmanagerDNSTargets, obs: o})
+		return nil
+	}, builder.ExporterAlertmanagerDNSTargets)
 	if err != nil {
 		return err
 	}
@@ -128,6 +145,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_exporter_alertmanager_alerts_sent",
 		metric.WithDescription("Alerts an Alertmanager accepted (2xx), by alertmanager. [Alpha]"),
 		metric.WithUnit("{alert}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ExporterAlertmanagerDNSFailures, err = builder.meter.Int64Counter(
+		"otelcol_exporter_alertmanager_dns_failures",
+		metric.WithDescription("Lookups of a dns+ or dnssrv+ endpoint's name that failed (error, timeout, no such name, no address), by alertmanager. The addresses found before are kept and still sent to. [Alpha]"),
+		metric.WithUnit("{lookup}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ExporterAlertmanagerDNSTargets, err = builder.meter.Int64ObservableGauge(
+		"otelcol_exporter_alertmanager_dns_targets",
+		metric.WithDescription("Addresses a dns+ or dnssrv+ endpoint's name resolves to, each sent every alert, by alertmanager. 0 until a lookup has succeeded: sends to the name then fail. [Alpha]"),
+		metric.WithUnit("{address}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ExporterAlertmanagerQueueLength, err = builder.meter.Int64ObservableGauge(

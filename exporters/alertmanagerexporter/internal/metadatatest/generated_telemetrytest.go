@@ -83,6 +83,36 @@ func AssertEqualExporterAlertmanagerAlertsSent(t *testing.T, tt *componenttest.T
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualExporterAlertmanagerDNSFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_exporter_alertmanager_dns_failures",
+		Description: "Lookups of a dns+ or dnssrv+ endpoint's name that failed (error, timeout, no such name, no address), by alertmanager. The addresses found before are kept and still sent to. [Alpha]",
+		Unit:        "{lookup}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_exporter_alertmanager_dns_failures")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualExporterAlertmanagerDNSTargets(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_exporter_alertmanager_dns_targets",
+		Description: "Addresses a dns+ or dnssrv+ endpoint's name resolves to, each sent every alert, by alertmanager. 0 until a lookup has succeeded: sends to the name then fail. [Alpha]",
+		Unit:        "{address}",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_exporter_alertmanager_dns_targets")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualExporterAlertmanagerQueueLength(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_exporter_alertmanager_queue_length",

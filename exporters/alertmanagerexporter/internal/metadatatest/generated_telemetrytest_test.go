@@ -24,6 +24,10 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	require.NoError(t, tb.RegisterExporterAlertmanagerDNSTargetsCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	require.NoError(t, tb.RegisterExporterAlertmanagerQueueLengthCallback(func(_ context.Context, observer metric.Int64Observer) error {
 		observer.Observe(1)
 		return nil
@@ -31,6 +35,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ExporterAlertmanagerAlertsDropped.Add(context.Background(), 1)
 	tb.ExporterAlertmanagerAlertsFailed.Add(context.Background(), 1)
 	tb.ExporterAlertmanagerAlertsSent.Add(context.Background(), 1)
+	tb.ExporterAlertmanagerDNSFailures.Add(context.Background(), 1)
 	tb.ExporterAlertmanagerRecordsIgnored.Add(context.Background(), 1)
 	tb.ExporterAlertmanagerRequestDuration.Record(context.Background(), 1)
 	AssertEqualExporterAlertmanagerAlerts(t, testTel,
@@ -43,6 +48,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualExporterAlertmanagerAlertsSent(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualExporterAlertmanagerDNSFailures(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualExporterAlertmanagerDNSTargets(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualExporterAlertmanagerQueueLength(t, testTel,
