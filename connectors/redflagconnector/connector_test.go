@@ -242,18 +242,27 @@ func TestConnectorRaisesAndDeliversAlerts(t *testing.T) {
 // A service's Kubernetes namespace (k8s.namespace.name on its resource)
 // labels its edges, its service metrics and the alerts about it, so the
 // dashboard's namespace filter works; a service of unknown namespace gets no
-// such label.
+// such label. An alert carries it twice: as k8s_namespace_name, and as
+// namespace, which kube-prometheus-stack's Alertmanager config groups and
+// inhibits on; in every delivery (ALERTS, ALERTS_FOR_STATE, alert events).
 func TestNamespaceLabels(t *testing.T) {
 	ctx := context.Background()
 	cl := newClocked()
-	msink := new(consumertest.MetricsSink)
-	tm, err := cl.f.tracesToMetrics(ctx, connectortest.NewNopSettings(metadata.Type), cl.cfg, msink)
+	set := connectortest.NewNopSettings(metadata.Type)
+	msink, lsink := new(consumertest.MetricsSink), new(consumertest.LogsSink)
+	tm, err := cl.f.tracesToMetrics(ctx, set, cl.cfg, msink)
+	require.NoError(t, err)
+	tl, err := cl.f.tracesToLogs(ctx, set, cl.cfg, lsink)
 	require.NoError(t, err)
 	require.NoError(t, tm.Start(ctx, componenttest.NewNopHost()))
-	defer func() { require.NoError(t, tm.Shutdown(ctx)) }()
-	cl.warm(t, tm)
+	require.NoError(t, tl.Start(ctx, componenttest.NewNopHost()))
+	defer func() {
+		require.NoError(t, tm.Shutdown(ctx))
+		require.NoError(t, tl.Shutdown(ctx))
+	}()
+	cl.warm(t, tm, tl)
 	for range 3 {
-		cl.step(t, cascadeTracesIn(100, true, map[string]string{"checkout": "shop", "frontend": "web"}), tm)
+		cl.step(t, cascadeTracesIn(100, true, map[string]string{"checkout": "shop", "frontend": "web"}), tm, tl)
 	}
 
 	var spike, cascade *pmetric.NumberDataPoint
@@ -262,11 +271,34 @@ func TestNamespaceLabels(t *testing.T) {
 		cascade = findPoint(msink.AllMetrics(), "ALERTS", map[string]string{"alertname": "CascadingFailure", "origin_service": "payments"})
 		return spike != nil && cascade != nil
 	}, 10*time.Second, 50*time.Millisecond)
-	ns, ok := spike.Attributes().Get("k8s_namespace_name")
-	require.True(t, ok, "the alert about checkout carries its namespace")
-	assert.Equal(t, "shop", ns.Str())
-	_, ok = cascade.Attributes().Get("k8s_namespace_name")
-	assert.False(t, ok, "payments sent no telemetry: its namespace is unknown")
+	for _, k := range []string{"k8s_namespace_name", "namespace"} {
+		ns, ok := spike.Attributes().Get(k)
+		require.Truef(t, ok, "the alert about checkout carries its namespace as %s", k)
+		assert.Equal(t, "shop", ns.Str(), k)
+		_, ok = cascade.Attributes().Get(k)
+		assert.Falsef(t, ok, "payments sent no telemetry: its namespace is unknown (%s)", k)
+	}
+	forState := findPoint(msink.AllMetrics(), "ALERTS_FOR_STATE", map[string]string{
+		"alertname": "DependencyErrorSpike", "service": "checkout", "callee": "payments", "k8s_namespace_name": "shop", "namespace": "shop",
+	})
+	assert.NotNil(t, forState, "ALERTS_FOR_STATE carries the same labels")
+	var events int
+	for _, ld := range lsink.AllLogs() {
+		for _, rl := range ld.ResourceLogs().All() {
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, lr := range sl.LogRecords().All() {
+					ev, err := alertevent.FromRecord(lr)
+					require.NoError(t, err)
+					if ev.Name() == "DependencyErrorSpike" && ev.Labels["service"] == "checkout" && ev.Labels["callee"] == "payments" {
+						events++
+						assert.Equal(t, "shop", ev.Labels["k8s_namespace_name"], ev.State)
+						assert.Equal(t, "shop", ev.Labels["namespace"], ev.State)
+					}
+				}
+			}
+		}
+	}
+	assert.Positive(t, events, "alert events of the spike")
 
 	all := msink.AllMetrics()
 	last := []pmetric.Metrics{all[len(all)-1]}

@@ -83,9 +83,10 @@ func (e *Engine) offer(c candidate, now time.Time, out *[]Transition) *Alert {
 		labels := c.labels
 		if ns := e.namespaceOf(labels); ns != "" {
 			// Known when the alert begins, kept until it resolves (the
-			// identity does not include it).
+			// identity does not include them).
 			labels = maps.Clone(labels)
 			labels[namespaceLabel] = ns
+			labels[routeNamespaceLabel] = ns
 		}
 		active := now
 		if !c.since.IsZero() && c.since.Before(now) {

@@ -83,6 +83,14 @@ type Namespace struct{ Service, Name string }
 // service's Kubernetes namespace, when known.
 const namespaceLabel = "k8s_namespace_name"
 
+// routeNamespaceLabel carries the same namespace on alerts, under the name
+// the alerts of Prometheus rules over Kubernetes have it (kube-state-metrics'
+// and the Prometheus Operator's target labels): kube-prometheus-stack's
+// default Alertmanager config groups by it and its inhibit_rules match on it
+// (equal: [namespace, alertname]; alertmanager.config in
+// https://github.com/prometheus-community/helm-charts/blob/main/charts/kube-prometheus-stack/values.yaml).
+const routeNamespaceLabel = "namespace"
+
 type nsEntry struct {
 	name   string
 	bucket int64 // last seen

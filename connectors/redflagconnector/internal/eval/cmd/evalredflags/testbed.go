@@ -342,7 +342,7 @@ func expectMet(fs []eval.Firing, f simulate.Fault) (met, total int) {
 func labelString(l map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(l)) {
-		if k == "alertname" || k == "severity" || k == "cascade_id" || k == "k8s_namespace_name" {
+		if k == "alertname" || k == "severity" || k == "cascade_id" || k == "k8s_namespace_name" || k == "namespace" {
 			continue
 		}
 		parts = append(parts, k+"="+l[k])
