@@ -135,6 +135,17 @@ processors:
       - 'replace_pattern(log.body, "\\r?\\n$", "") where IsString(log.body)'
   {{- end }}
   batch: {}
+  {{- if .Values.alertsEndpoint.enabled }}
+  # The red-flag series for scraping without the connector's service.name and
+  # service.instance.id, which the prometheus exporter turns into job and
+  # instance labels (and a target_info series) that a scrape with honor_labels
+  # would keep over the scraper's own; the scraper sets job and instance.
+  resource/alerts:
+    attributes:
+      - {key: service.name, action: delete}
+      - {key: service.namespace, action: delete}
+      - {key: service.instance.id, action: delete}
+  {{- end }}
 
 connectors:
   {{- $rf := deepCopy (default dict .Values.redflag) }}
@@ -162,11 +173,13 @@ exporters:
     {{- toYaml $lb | nindent 4 }}
   {{- end }}
   {{- if .Values.alertsEndpoint.enabled }}
-  # Red-flag series (ALERTS, ALERTS_FOR_STATE, edge metrics) for Prometheus.
+  # Red-flag series (ALERTS, ALERTS_FOR_STATE, edge metrics) for Prometheus,
+  # labelled as Prometheus writes them: no otel_scope_* labels.
   prometheus/alerts:
     endpoint: {{ printf "%s:%d" $listen (int .Values.ports.alerts) | quote }}
     send_timestamps: false
     metric_expiration: {{ .Values.alertsEndpoint.metricExpiration }}
+    without_scope_info: true
   {{- end }}
   {{- with (include "vigil.alertmanagerExporters" . | fromYaml) }}
   {{- toYaml . | nindent 2 }}
@@ -195,6 +208,7 @@ service:
     {{- if .Values.alertsEndpoint.enabled }}
     metrics/alerts:
       receivers: [redflag]
+      processors: [resource/alerts]
       exporters: [prometheus/alerts]
     {{- end }}
     logs/in:

@@ -48,6 +48,17 @@ processors:
     {{- toYaml $ts | nindent 4 }}
   {{- end }}
   batch: {}
+  {{- if .Values.alertsEndpoint.enabled }}
+  # The red-flag series for scraping without the connector's service.name and
+  # service.instance.id, which the prometheus exporter turns into job and
+  # instance labels (and a target_info series) that a scrape with honor_labels
+  # would keep over the scraper's own; the scraper sets job and instance.
+  resource/alerts:
+    attributes:
+      - {key: service.name, action: delete}
+      - {key: service.namespace, action: delete}
+      - {key: service.instance.id, action: delete}
+  {{- end }}
 
 connectors:
   {{- /* The gateway has no status page: a status set for the agents' is not its. */}}
@@ -57,10 +68,13 @@ connectors:
 exporters:
   {{- include "vigil.backendExporters" (dict "ctx" . "storage" $persist) | nindent 2 }}
   {{- if .Values.alertsEndpoint.enabled }}
+  # Red-flag series (ALERTS, ALERTS_FOR_STATE, edge metrics) for Prometheus,
+  # labelled as Prometheus writes them: no otel_scope_* labels.
   prometheus/alerts:
     endpoint: {{ printf "%s:%d" $listen (int .Values.ports.alerts) | quote }}
     send_timestamps: false
     metric_expiration: {{ .Values.alertsEndpoint.metricExpiration }}
+    without_scope_info: true
   {{- end }}
   {{- with (include "vigil.alertmanagerExporters" . | fromYaml) }}
   {{- toYaml . | nindent 2 }}
@@ -87,6 +101,7 @@ service:
     {{- if .Values.alertsEndpoint.enabled }}
     metrics/alerts:
       receivers: [redflag]
+      processors: [resource/alerts]
       exporters: [prometheus/alerts]
     {{- end }}
     logs:
