@@ -33,13 +33,19 @@ type promServer struct {
 
 // startPrometheus runs Debian's Prometheus with the remote-write receiver on
 // and the given scrape config body (may be empty).
-func startPrometheus(t *testing.T, scrapeConfigs string) *promServer {
+func startPrometheus(t *testing.T, scrapeConfigs string, ruleFiles ...string) *promServer {
 	t.Helper()
 	bin := lookBackend(t, "prometheus")
 	dir := t.TempDir()
 	port := freePort(t)
 	cfg := filepath.Join(dir, "prometheus.yml")
 	body := "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+	if len(ruleFiles) > 0 {
+		body += "rule_files:\n"
+		for _, f := range ruleFiles {
+			body += fmt.Sprintf("  - %q\n", f)
+		}
+	}
 	if scrapeConfigs != "" {
 		body += "scrape_configs:\n" + scrapeConfigs
 	}

@@ -537,9 +537,25 @@ func checkAgent(t *testing.T, m manifest) {
 	}
 	assert.True(t, hostPort || local, "OTLP reachable from the node's pods")
 
-	// RBAC: pods, read-only, and nothing more.
+	// RBAC: pods, read-only, and, for kubelet_stats, the kubelet's stats;
+	// nothing more.
+	want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}}}
+	if cfg.section("receivers", "kubelet_stats") != nil {
+		want = append(want, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes/stats"}, Verbs: []string{"get"}})
+	}
 	for _, cr := range all[*rbacv1.ClusterRole](m) {
-		assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}}}, cr.Rules)
+		assert.Equal(t, want, cr.Rules)
+	}
+	// host_metrics reads the node's root filesystem, read-only.
+	if cfg.section("receivers", "host_metrics") != nil {
+		assert.Equal(t, "/hostfs", cfg.section("receivers", "host_metrics")["root_path"])
+		var mounted bool
+		for _, vm := range c.VolumeMounts {
+			if vm.MountPath == "/hostfs" {
+				mounted = vm.ReadOnly && vm.MountPropagation != nil && *vm.MountPropagation == corev1.MountPropagationHostToContainer
+			}
+		}
+		assert.True(t, mounted, "/hostfs mounted read-only, HostToContainer")
 	}
 	for _, crb := range all[*rbacv1.ClusterRoleBinding](m) {
 		one[*rbacv1.ClusterRole](t, m, crb.RoleRef.Name)
@@ -704,6 +720,7 @@ func TestHelmConfigsValidate(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	t.Setenv("MY_POD_IP", "10.1.2.3")
 	t.Setenv("K8S_NODE_NAME", "node-1")
+	t.Setenv("HOST_IP", "10.0.0.7")
 	for name, file := range valueSets(t) {
 		rendered, err := renderChart(t, chartDir, "-f", file)
 		require.NoError(t, err)
@@ -716,7 +733,12 @@ func TestHelmConfigsValidate(t *testing.T) {
 			t.Run(name+"/"+cm.Name, func(t *testing.T) {
 				var cfg collectorConfig
 				require.NoError(t, yaml.Unmarshal([]byte(raw), &cfg))
-				p := writeConfig(t, raw)
+				// What only a pod has: host_metrics checks that its
+				// root_path exists (/hostfs is the node's / in the pod, so
+				// here it is this machine's), and kubelet_stats reads the
+				// ServiceAccount's CA when it starts (here: no auth).
+				pod := strings.NewReplacer("root_path: /hostfs", "root_path: /", "auth_type: serviceAccount", "auth_type: none")
+				p := writeConfig(t, pod.Replace(raw))
 				vout, vcode := runVigil(t, 30*time.Second, "validate", "--config", p)
 				require.Equalf(t, 0, vcode, "vigil validate of the %s config (values %s):\n%s\n--- config:\n%s", cm.Name, file, vout, raw)
 			})
@@ -836,4 +858,27 @@ func TestHelmDashboardsWithoutAFile(t *testing.T) {
 	require.Errorf(t, err, "rendered:\n%s", out)
 	assert.Contains(t, err.Error(), "dashboards.enabled")
 	assert.Contains(t, err.Error(), "files/dashboards")
+}
+
+// cluster names the cluster on every red-flag series the agents and the
+// gateway expose and on every alert they send to Alertmanager, and an
+// Alertmanager URL with dns+ is kept for the exporter to resolve.
+func TestHelmClusterLabel(t *testing.T) {
+	rendered, err := renderChart(t, chartDir, "--set", "gateway.enabled=true", "--set", "cluster=prod-eu",
+		"--set-json", `alertmanager.endpoints=["dns+http://alertmanager-operated.monitoring.svc:9093"]`,
+		"--set-json", `alertmanager.config={"external_labels":{"team":"payments"}}`)
+	require.NoError(t, err)
+	m := decodeManifest(t, rendered)
+	for _, name := range []string{"vigil-agent", "vigil-gateway"} {
+		_, cfg := configOf(t, m, name)
+		assert.Equal(t, map[string]any{"cluster": "prod-eu"}, cfg.section("exporters", "prometheus/alerts")["const_labels"], name)
+		am := cfg.section("exporters", "alertmanager/0")
+		assert.Equal(t, "dns+http://alertmanager-operated.monitoring.svc:9093", am["endpoint"], name)
+		assert.Equal(t, map[string]any{"cluster": "prod-eu", "team": "payments"}, am["external_labels"], name)
+	}
+	// Without a cluster, no label at all (not an empty one).
+	rendered, err = renderChart(t, chartDir)
+	require.NoError(t, err)
+	_, cfg := configOf(t, decodeManifest(t, rendered), "vigil-agent")
+	assert.NotContains(t, cfg.section("exporters", "prometheus/alerts"), "const_labels")
 }

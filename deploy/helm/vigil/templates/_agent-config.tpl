@@ -15,6 +15,8 @@ a forward connector then carries it on to enrichment, batching and export.
 {{- $post = append $post "batch" }}
 {{- $metricsIn := list "otlp" }}
 {{- if .Values.agent.scrape.enabled }}{{ $metricsIn = append $metricsIn "prometheus" }}{{ end }}
+{{- if .Values.agent.hostMetrics.enabled }}{{ $metricsIn = append $metricsIn "host_metrics" }}{{ end }}
+{{- if .Values.agent.kubeletMetrics.enabled }}{{ $metricsIn = append $metricsIn "kubelet_stats" }}{{ end }}
 {{- $logsIn := list "otlp" }}
 {{- if .Values.agent.logs.enabled }}{{ $logsIn = append $logsIn "file_log" }}{{ end }}
 extensions:
@@ -64,6 +66,42 @@ receivers:
       - type: container
         id: container-parser
         add_metadata_from_filepath: true
+  {{- end }}
+  {{- with .Values.agent.hostMetrics }}
+  {{- if .enabled }}
+  # The node itself, through its root filesystem mounted at /hostfs.
+  host_metrics:
+    collection_interval: {{ .collectionInterval }}
+    root_path: /hostfs
+    scrapers:
+      cpu: {}
+      load: {}
+      memory: {}
+      paging: {}
+      network: {}
+      disk: {}
+      filesystem:
+        exclude_fs_types:
+          fs_types: [autofs, binfmt_misc, bpf, cgroup, cgroup2, configfs, debugfs, devpts, devtmpfs, fusectl, hugetlbfs, mqueue, nsfs, overlay, proc, procfs, pstore, rpc_pipefs, securityfs, selinuxfs, squashfs, sysfs, tracefs]
+          match_type: strict
+        exclude_mount_points:
+          mount_points: [/dev/*, /proc/*, /sys/*, /run/containerd/*, /run/k3s/containerd/*, /var/lib/docker/*, /var/lib/containerd/*, /var/lib/kubelet/*, /snap/*]
+          match_type: regexp
+  {{- end }}
+  {{- end }}
+  {{- with .Values.agent.kubeletMetrics }}
+  {{- if .enabled }}
+  # This node's kubelet (/stats/summary), with the agent's ServiceAccount token.
+  kubelet_stats:
+    collection_interval: {{ .collectionInterval }}
+    auth_type: serviceAccount
+    endpoint: "https://${env:HOST_IP}:10250"
+    insecure_skip_verify: {{ .insecureSkipVerify }}
+    {{- with .caFile }}
+    ca_file: {{ . | quote }}
+    {{- end }}
+    metric_groups: [node, pod, container, volume]
+  {{- end }}
   {{- end }}
   {{- if .Values.agent.scrape.enabled }}
   # Pods of this node that opt in with prometheus.io/* annotations.
@@ -180,6 +218,9 @@ exporters:
     send_timestamps: false
     metric_expiration: {{ .Values.alertsEndpoint.metricExpiration }}
     without_scope_info: true
+    {{- with .Values.cluster }}
+    const_labels: {cluster: {{ . | quote }}}
+    {{- end }}
   {{- end }}
   {{- with (include "vigil.alertmanagerExporters" . | fromYaml) }}
   {{- toYaml . | nindent 2 }}

@@ -75,6 +75,9 @@ exporters:
     send_timestamps: false
     metric_expiration: {{ .Values.alertsEndpoint.metricExpiration }}
     without_scope_info: true
+    {{- with .Values.cluster }}
+    const_labels: {cluster: {{ . | quote }}}
+    {{- end }}
   {{- end }}
   {{- with (include "vigil.alertmanagerExporters" . | fromYaml) }}
   {{- toYaml . | nindent 2 }}

@@ -127,7 +127,11 @@ Call with (dict "ctx" $ "storage" true).
 {{- define "vigil.alertmanagerExporters" -}}
 {{- $out := dict }}
 {{- range $i, $url := .Values.alertmanager.endpoints }}
-{{- $_ := set $out (printf "alertmanager/%d" $i) (mergeOverwrite (deepCopy $.Values.alertmanager.config) (dict "endpoint" $url)) }}
+{{- $cfg := mergeOverwrite (deepCopy $.Values.alertmanager.config) (dict "endpoint" $url) }}
+{{- if $.Values.cluster }}
+{{- $_ := set $cfg "external_labels" (merge (dict "cluster" $.Values.cluster) (get $cfg "external_labels" | default dict)) }}
+{{- end }}
+{{- $_ := set $out (printf "alertmanager/%d" $i) $cfg }}
 {{- end }}
 {{- toYaml $out }}
 {{- end }}
