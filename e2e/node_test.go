@@ -3,13 +3,19 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -126,6 +133,15 @@ func startNode(t *testing.T, bins nodeBins) *kubeNode {
 		"--kubeconfig="+k.kubeconfig, "--authentication-kubeconfig="+k.kubeconfig, "--authorization-kubeconfig="+k.kubeconfig,
 		"--leader-elect=false", "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", freePort(t)), "--v=1")
 
+	// systemd makes / a shared mount on every real node, and containerd
+	// refuses a HostToContainer hostPath (the hostMetrics preset's /hostfs)
+	// from a private one. This machine's / is private: share it while the
+	// node runs.
+	if prop := rootPropagation(t); prop == "private" {
+		require.NoError(t, exec.Command("mount", "--make-rshared", "/").Run())
+		t.Cleanup(func() { _ = exec.Command("mount", "--make-rprivate", "/").Run() })
+	}
+
 	n.socket = filepath.Join(dir, "containerd.sock")
 	cniConf := filepath.Join(dir, "net.d")
 	require.NoError(t, os.MkdirAll(cniConf, 0o755))
@@ -187,7 +203,9 @@ failCgroupV1: false
 cgroupDriver: cgroupfs
 failSwapOn: false
 address: %s
-port: %d
+# The kubelet's well-known port: the chart's kubeletMetrics preset reaches
+# the kubelet there, as on every real node.
+port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: %d
@@ -211,7 +229,7 @@ evictionHard: {}
 evictionPressureTransitionPeriod: 0s
 localStorageCapacityIsolation: false
 protectKernelDefaults: false
-`, n.IP, freePort(t), freePort(t), n.socket, resolv, n.podCIDR), 0o600))
+`, n.IP, freePort(t), n.socket, resolv, n.podCIDR), 0o600))
 	nodeKubeconfig := filepath.Join(dir, "node.kubeconfig")
 	require.NoError(t, os.WriteFile(nodeKubeconfig, fmt.Appendf(nil, `apiVersion: v1
 kind: Config
@@ -246,6 +264,13 @@ current-context: test
 		return errors.New("no Ready condition yet")
 	})
 	return n
+}
+
+// rootPropagation is the mount propagation of / (shared, private, ...).
+func rootPropagation(t *testing.T) string {
+	out, err := exec.Command("findmnt", "--noheadings", "--output", "PROPAGATION", "/").Output()
+	require.NoError(t, err, "findmnt")
+	return strings.TrimSpace(string(out))
 }
 
 // waitUntil polls check every half second until it returns nil, and fails
@@ -384,6 +409,8 @@ func TestNodeDaemonSet(t *testing.T) {
   pullPolicy: Never
 agent:
   initImage: {repository: vigil.test/chown, tag: "1", pullPolicy: Never}
+  hostMetrics: {enabled: true, collectionInterval: 5s}
+  kubeletMetrics: {enabled: true, collectionInterval: 5s}
   # No kube-proxy on this node: the agent reaches the API server directly.
   extraEnv:
     - {name: KUBERNETES_SERVICE_HOST, value: %q}
@@ -413,6 +440,10 @@ pipelines:
 
 	_, err = n.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	// The simulated shop runs from now on (its cascade is checked below):
+	// the detectors judge against a minute of healthy history first.
+	simStart := time.Now()
+	startShopSimulation(ctx, t, n)
 	const lines, longEvery = 2000, 100
 	logger, err := n.client.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "logger"},
@@ -467,6 +498,108 @@ pipelines:
 		})
 	})
 
+	t.Run("node metrics presets: the kubelet and the host", func(t *testing.T) {
+		waitUntil(t, time.Minute, "host_metrics metrics at the sink", func() error {
+			if _, host := nodeMetrics(sink); !host {
+				return errors.New("no system.cpu.time from host_metrics")
+			}
+			return nil
+		})
+		// kubelet_stats authenticates with the agent's ServiceAccount token,
+		// which the kubelet checks with a TokenReview and authorizes as get
+		// nodes/stats (SubjectAccessReview): the chart's RBAC must grant it,
+		// and only it. Another ServiceAccount of the namespace is refused.
+		ds, err := n.client.AppsV1().DaemonSets("vigil").Get(ctx, "vigil-agent", metav1.GetOptions{})
+		require.NoError(t, err)
+		code, body := kubeletGet(ctx, t, n, ds.Spec.Template.Spec.ServiceAccountName, "/stats/summary")
+		require.NotContainsf(t, []int{http.StatusUnauthorized, http.StatusForbidden}, code, "the kubelet refuses the agent's ServiceAccount: %s", body)
+		other, _ := kubeletGet(ctx, t, n, "default", "/stats/summary")
+		require.Equal(t, http.StatusForbidden, other, "a ServiceAccount without the chart's ClusterRole")
+		if code != http.StatusOK {
+			// This machine's kubelet cannot stat its root filesystem
+			// (cAdvisor finds no filesystem info for /dev/vda), so
+			// /stats/summary fails for everyone; on a real node it answers.
+			t.Logf("the kubelet authorizes the agent but answers %d: %s", code, tail(body, 300))
+			return
+		}
+		waitUntil(t, time.Minute, "kubelet_stats metrics of the logger pod at the sink", func() error {
+			if pods, _ := nodeMetrics(sink); !pods["logger"] {
+				return fmt.Errorf("no k8s.pod.* metric of the logger pod from kubelet_stats (pods seen: %v)", pods)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a cascade played in the cluster fires CascadingFailure on the agent", func(t *testing.T) {
+		origin := simulationOrigin(t)
+		pod, err := n.client.CoreV1().Pods("vigil").Get(ctx, agentPod(ctx, t, n), metav1.GetOptions{})
+		require.NoError(t, err)
+		var firing string
+		waitUntil(t, time.Until(simStart.Add(simFaultAfter+90*time.Second)), "a firing CascadingFailure on the agent's :8889", func() error {
+			alerts, err := scrapeAlertsAt(net.JoinHostPort(pod.Status.PodIP, "8889"))
+			if err != nil {
+				return err
+			}
+			for _, l := range alerts {
+				if strings.Contains(l, `alertname="CascadingFailure"`) && strings.Contains(l, `alertstate="firing"`) {
+					firing = l
+					return nil
+				}
+			}
+			return fmt.Errorf("ALERTS now: %v", alerts)
+		})
+		t.Logf("%s after the fault started: %s", time.Since(simStart.Add(simFaultAfter)).Round(time.Second), firing)
+		require.Contains(t, firing, fmt.Sprintf(`origin_service=%q`, origin))
+		require.Contains(t, firing, `severity="critical"`)
+
+		// The status page, as a user without network access to the pods
+		// reaches it: through the API server's pod proxy.
+		raw, err := n.client.CoreV1().RESTClient().Get().Namespace("vigil").Resource("pods").
+			Name(pod.Name + ":8890").SubResource("proxy").Suffix("api/status").DoRaw(ctx)
+		require.NoError(t, err, "GET the status page through the API server's pod proxy")
+		var status struct {
+			Alerts []struct {
+				Name   string            `json:"alertname"`
+				State  string            `json:"state"`
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &status), "%s", raw)
+		found := false
+		for _, a := range status.Alerts {
+			found = found || (a.Name == "CascadingFailure" && a.Labels["origin_service"] == origin)
+		}
+		require.Truef(t, found, "the status page lists no CascadingFailure naming %s: %s", origin, raw)
+		page, err := n.client.CoreV1().RESTClient().Get().Namespace("vigil").Resource("pods").
+			Name(pod.Name + ":8890").SubResource("proxy").Suffix("/").DoRaw(ctx)
+		require.NoError(t, err)
+		require.Contains(t, string(page), "<html")
+	})
+
+	t.Run("the agent stays under its memory limit with GOMEMLIMIT from it", func(t *testing.T) {
+		pod, err := n.client.CoreV1().Pods("vigil").Get(ctx, agentPod(ctx, t, n), metav1.GetOptions{})
+		require.NoError(t, err)
+		var c *corev1.Container
+		for i := range pod.Spec.Containers {
+			if pod.Spec.Containers[i].Name == "vigil" {
+				c = &pod.Spec.Containers[i]
+			}
+		}
+		require.NotNil(t, c)
+		limit := c.Resources.Limits.Memory().Value()
+		cg := agentMemoryCgroup(t, pod)
+		require.Equal(t, limit, cg.limit, "the container's cgroup limit is the chart's")
+		require.Equalf(t, fmt.Sprint(limit*80/100), cg.env["GOMEMLIMIT"], "the agent process's GOMEMLIMIT (environment %v)", cg.env)
+		t.Logf("agent after logs, traces, node metrics and the simulated shop: rss %d MiB, peak usage with page cache %d MiB, limit %d MiB, GOMEMLIMIT %s",
+			cg.rss>>20, cg.maxUsage>>20, limit>>20, cg.env["GOMEMLIMIT"])
+		require.Less(t, cg.rss, limit*80/100, "the agent's resident memory is over GOMEMLIMIT")
+		for _, cs := range pod.Status.ContainerStatuses {
+			require.Zerof(t, cs.RestartCount, "the agent container restarted (last state %+v)", cs.LastTerminationState)
+		}
+		// The shop's load has served its purpose.
+		require.NoError(t, n.client.CoreV1().Pods("shop").Delete(ctx, "shop-sim", metav1.DeleteOptions{}))
+	})
+
 	t.Run("helm upgrade rolls the agent, offsets kept across it and a log rotation", func(t *testing.T) {
 		old := agentPod(ctx, t, n)
 		const lines2 = 4000
@@ -516,6 +649,319 @@ pipelines:
 			require.Equalf(t, 1, got1[i], "logger line %d arrived %d times after the agent was replaced (offsets lost?)", i, got1[i])
 		}
 	})
+
+	t.Run("a workload container restart and the agent pod's deletion mid-stream", func(t *testing.T) {
+		const lines3 = 3000
+		logger3, err := n.client.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "logger-3"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "app", Image: n.Images.Logger, ImagePullPolicy: corev1.PullNever,
+				Args: []string{"-count", fmt.Sprint(lines3), "-every", "10ms", "-long", fmt.Sprint(longEvery)},
+			}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		uid := string(logger3.UID)
+		// Kill the container in the middle of its output, as an OOM kill
+		// or a crash would: the kubelet starts it again (restart 1, a new
+		// file 1.log) and it writes all its lines again.
+		var containerID string
+		waitUntil(t, time.Minute, "logger-3 running", func() error {
+			p, err := n.client.CoreV1().Pods("shop").Get(ctx, "logger-3", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Running == nil {
+				return fmt.Errorf("not running: %s", podStates(ctx, n, "shop"))
+			}
+			containerID = strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
+			return nil
+		})
+		time.Sleep(5 * time.Second)
+		out, err := exec.Command(n.ctr, "--address", n.socket, "--namespace", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", containerID).CombinedOutput()
+		require.NoError(t, err, "ctr tasks kill: %s", out)
+		waitUntil(t, time.Minute, "logger-3's container restarted", func() error {
+			p, err := n.client.CoreV1().Pods("shop").Get(ctx, "logger-3", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cs := p.Status.ContainerStatuses; len(cs) == 0 || cs[0].RestartCount < 1 || cs[0].State.Running == nil {
+				return fmt.Errorf("not restarted yet: %s", podStates(ctx, n, "shop"))
+			}
+			return nil
+		})
+		// While the restarted container writes, the agent's pod is deleted;
+		// the DaemonSet controller makes a new one, which must go on from
+		// the offsets the old one kept on the node.
+		time.Sleep(8 * time.Second)
+		old := agentPod(ctx, t, n)
+		require.NoError(t, n.client.CoreV1().Pods("vigil").Delete(ctx, old, metav1.DeleteOptions{}))
+		waitUntil(t, time.Minute, "the DaemonSet's new agent pod, Ready", func() error {
+			p, err := readyAgentPod(ctx, n)
+			if err != nil {
+				return err
+			}
+			if p == old {
+				return errors.New("the deleted agent pod is still the one running")
+			}
+			return nil
+		})
+
+		// The first run's lines are the ones the runtime wrote before the
+		// kill, read back from its file; the second run's are all of them.
+		first := criFileLines(t, fmt.Sprintf("/var/log/pods/shop_logger-3_%s/app/0.log*", uid), longEvery)
+		require.NotEmpty(t, first, "the first run wrote nothing before the kill")
+		require.Less(t, len(first), lines3, "the kill came after the first run's last line: no restart mid-stream")
+		waitUntil(t, 3*time.Minute, "every line of both runs of logger-3 at the sink", func() error {
+			got0 := loggerRunLines(sink, uid, "0", longEvery)
+			got1 := loggerRunLines(sink, uid, "1", longEvery)
+			if len(got0) < len(first) || len(got1) < lines3 {
+				return fmt.Errorf("run 0: %d of %d lines, run 1: %d of %d (pods: %s)", len(got0), len(first), len(got1), lines3, podStates(ctx, n, "shop"))
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second)
+		require.Equal(t, first, loggerRunLines(sink, uid, "0", longEvery), "the killed run's lines at the sink are not exactly the ones in its file")
+		got1 := loggerRunLines(sink, uid, "1", longEvery)
+		for i := 1; i <= lines3; i++ {
+			require.Equalf(t, 1, got1[i], "logger-3 (restart 1) line %d arrived %d times across the agent pod's deletion", i, got1[i])
+		}
+		t.Logf("run 0: %d lines before the kill; run 1: %d lines, the agent pod deleted in the middle", len(first), lines3)
+	})
+}
+
+// The simulated shop's fault: the detectors learn a minute of healthy
+// traffic first.
+const simFaultAfter = 60 * time.Second
+
+// startShopSimulation runs `vigil simulate` from the Vigil image as a pod
+// that sends to its node's agent on the hostPort, as an instrumented pod
+// would: a leaf service starts failing after simFaultAfter, and the failure
+// spreads to its callers.
+func startShopSimulation(ctx context.Context, t *testing.T, n *kubeNode) {
+	t.Helper()
+	_, err := n.client.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop-sim"},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{
+			Name: "sim", Image: n.Images.Vigil, ImagePullPolicy: corev1.PullNever,
+			Args: []string{"simulate", "--endpoint", "$(HOST_IP):4317", "--scenario", "error-dependency", "--seed", "3",
+				"--fault-after", simFaultAfter.String(), "--fault-duration", "5m", "--duration", "10m"},
+			Env: []corev1.EnvVar{{Name: "HOST_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}}},
+		}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+}
+
+// simulationOrigin is the ground truth the simulation printed first: the
+// service its fault starts at, read from the file the runtime wrote.
+func simulationOrigin(t *testing.T) string {
+	t.Helper()
+	re := regexp.MustCompile(`origin (\S+),`)
+	var origin string
+	waitUntil(t, time.Minute, "the simulation's ground truth in its log", func() error {
+		files, _ := filepath.Glob("/var/log/pods/shop_shop-sim_*/sim/0.log")
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			if m := re.FindSubmatch(b); m != nil {
+				origin = string(m[1])
+				return nil
+			}
+		}
+		return fmt.Errorf("no ground truth line yet in %v", files)
+	})
+	return origin
+}
+
+// kubeletGet calls the node's kubelet as a ServiceAccount of the vigil
+// namespace would (a token from the TokenRequest API, the kubelet's
+// self-signed serving certificate not verified, as the chart's default).
+func kubeletGet(ctx context.Context, t *testing.T, n *kubeNode, serviceAccount, path string) (int, string) {
+	t.Helper()
+	if serviceAccount == "default" {
+		// The namespace's default ServiceAccount appears asynchronously.
+		waitUntil(t, 30*time.Second, "the default ServiceAccount", func() error {
+			_, err := n.client.CoreV1().ServiceAccounts("vigil").Get(ctx, "default", metav1.GetOptions{})
+			return err
+		})
+	}
+	tok, err := n.client.CoreV1().ServiceAccounts("vigil").CreateToken(ctx, serviceAccount, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+net.JoinHostPort(n.IP, "10250")+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok.Status.Token)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
+// scrapeAlertsAt returns the ALERTS lines of a Prometheus exposition.
+func scrapeAlertsAt(addr string) ([]string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "ALERTS{") {
+			out = append(out, l)
+		}
+	}
+	return out, sc.Err()
+}
+
+// nodeMetrics reports which pods kubelet_stats sent k8s.pod.* metrics for,
+// and whether host_metrics sent system.cpu.time.
+func nodeMetrics(sink *otlpsink.Sink) (pods map[string]bool, host bool) {
+	pods = map[string]bool{}
+	for _, md := range sink.Metrics() {
+		for _, rm := range md.ResourceMetrics().All() {
+			pod, hasPod := rm.Resource().Attributes().Get("k8s.pod.name")
+			for _, sm := range rm.ScopeMetrics().All() {
+				for _, m := range sm.Metrics().All() {
+					switch {
+					case strings.HasPrefix(m.Name(), "k8s.pod.") && hasPod:
+						pods[pod.AsString()] = true
+					case m.Name() == "system.cpu.time":
+						host = true
+					}
+				}
+			}
+		}
+	}
+	return pods, host
+}
+
+// memoryCgroup is what the kernel says of the agent container's memory.
+type memoryCgroup struct {
+	limit, rss, maxUsage int64
+	env                  map[string]string // of the container's first process
+}
+
+// agentMemoryCgroup reads the agent container's cgroup v1 memory controller
+// (the kubelet's cgroupfs layout: kubepods/<qos>/pod<uid>/<container id>)
+// and its process's environment.
+func agentMemoryCgroup(t *testing.T, pod *corev1.Pod) memoryCgroup {
+	t.Helper()
+	var cid string
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == "vigil" {
+			cid = strings.TrimPrefix(cs.ContainerID, "containerd://")
+		}
+	}
+	require.NotEmpty(t, cid)
+	var dirs []string
+	for _, pat := range []string{"/sys/fs/cgroup/memory/kubepods/pod%s/%s", "/sys/fs/cgroup/memory/kubepods/*/pod%s/%s"} {
+		m, _ := filepath.Glob(fmt.Sprintf(pat, pod.UID, cid))
+		dirs = append(dirs, m...)
+	}
+	require.Lenf(t, dirs, 1, "the agent container's memory cgroup (pod %s, container %s)", pod.UID, cid)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dirs[0], name))
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	num := func(s string) int64 {
+		v, err := strconv.ParseInt(s, 10, 64)
+		require.NoError(t, err)
+		return v
+	}
+	cg := memoryCgroup{limit: num(read("memory.limit_in_bytes")), maxUsage: num(read("memory.max_usage_in_bytes")), env: map[string]string{}}
+	for _, l := range strings.Split(read("memory.stat"), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "total_rss" {
+			cg.rss = num(f[1])
+		}
+	}
+	pids := strings.Fields(read("cgroup.procs"))
+	require.NotEmpty(t, pids)
+	environ, err := os.ReadFile("/proc/" + pids[0] + "/environ")
+	require.NoError(t, err)
+	for _, kv := range strings.Split(string(environ), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			cg.env[k] = v
+		}
+	}
+	return cg
+}
+
+// criFileLines reads the container log files matching glob (CRI format:
+// time, stream, P for a partial line or F for the last part, content) and
+// counts the logger's whole lines by number, as loggerLines does at the
+// sink: the ground truth of what the runtime wrote. Rotated, compressed
+// files are not read.
+func criFileLines(t *testing.T, glob string, longEvery int) map[int]int {
+	t.Helper()
+	files, err := filepath.Glob(glob)
+	require.NoError(t, err)
+	got := map[int]int{}
+	for _, f := range files {
+		require.Falsef(t, strings.HasSuffix(f, ".gz"), "%s is compressed: the test wrote more than it can check", f)
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var line strings.Builder
+		for _, l := range strings.Split(string(b), "\n") {
+			parts := strings.SplitN(l, " ", 4)
+			if len(parts) < 4 {
+				continue
+			}
+			line.WriteString(parts[3])
+			if parts[2] == "P" {
+				continue
+			}
+			if num, ok := loggerLineNumber(line.String(), longEvery); ok {
+				got[num]++
+			}
+			line.Reset()
+		}
+	}
+	return got
+}
+
+// loggerLineNumber is the number of one of the logger's lines, if body is
+// one of them whole (a long line not merged is not).
+func loggerLineNumber(body string, longEvery int) (int, bool) {
+	var num int
+	if _, err := fmt.Sscanf(body, "line %d", &num); err != nil {
+		return 0, false
+	}
+	want := len(fmt.Sprintf("line %d", num))
+	if num%longEvery == 0 {
+		want += 1 + 40<<10
+	}
+	return num, len(strings.TrimRight(body, "\n")) == want
+}
+
+// loggerRunLines counts, by number, the lines at the sink of one run
+// (k8s.container.restart_count) of the logger pod with uid.
+func loggerRunLines(sink *otlpsink.Sink, uid, restart string, longEvery int) map[int]int {
+	got := map[int]int{}
+	for _, ld := range sink.Logs() {
+		for _, rl := range ld.ResourceLogs().All() {
+			attrs := rl.Resource().Attributes()
+			if v, ok := attrs.Get("k8s.pod.uid"); !ok || v.AsString() != uid {
+				continue
+			}
+			if v, ok := attrs.Get("k8s.container.restart_count"); !ok || v.AsString() != restart {
+				continue
+			}
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, rec := range sl.LogRecords().All() {
+					if num, ok := loggerLineNumber(rec.Body().AsString(), longEvery); ok {
+						got[num]++
+					}
+				}
+			}
+		}
+	}
+	return got
 }
 
 // agentPod is the name of the agent's pod, which must be Ready.
@@ -550,7 +996,7 @@ func spansOf(sink *otlpsink.Sink, service string) int {
 	for _, td := range sink.Traces() {
 		for i := 0; i < td.ResourceSpans().Len(); i++ {
 			rs := td.ResourceSpans().At(i)
-			if v, _ := rs.Resource().Attributes().Get("service.name"); v.AsString() != service {
+			if v, ok := rs.Resource().Attributes().Get("service.name"); !ok || v.AsString() != service {
 				continue
 			}
 			for j := 0; j < rs.ScopeSpans().Len(); j++ {
@@ -582,22 +1028,14 @@ func loggerLines(sink *otlpsink.Sink, uid string, longEvery int) (map[int]int, m
 	for _, ld := range sink.Logs() {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			rl := ld.ResourceLogs().At(i)
-			if v, _ := rl.Resource().Attributes().Get("k8s.pod.uid"); v.AsString() != uid {
+			if v, ok := rl.Resource().Attributes().Get("k8s.pod.uid"); !ok || v.AsString() != uid {
 				continue
 			}
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
 				recs := rl.ScopeLogs().At(j).LogRecords()
 				for k := 0; k < recs.Len(); k++ {
-					body := recs.At(k).Body().AsString()
-					var num int
-					if _, err := fmt.Sscanf(body, "line %d", &num); err != nil {
-						continue
-					}
-					want := len(fmt.Sprintf("line %d", num))
-					if num%longEvery == 0 {
-						want += 1 + 40<<10
-					}
-					if len(strings.TrimRight(body, "\n")) != want {
+					num, ok := loggerLineNumber(recs.At(k).Body().AsString(), longEvery)
+					if !ok {
 						continue
 					}
 					got[num]++
