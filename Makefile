@@ -110,7 +110,7 @@ test: test-deps build testbed peer helm alertmanager-ui
 # Needs root and Debian's containerd, runc, containernetworking-plugins,
 # etcd-server and iptables.
 test-node: build helm
-	scripts/kube-apiserver.sh kube-apiserver kube-controller-manager kube-scheduler kubelet
+	scripts/kube-apiserver.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
 	VIGIL_BIN=$(BIN) HELM_BIN=$(HELM_BIN) KUBE_BIN_DIR=$(CURDIR)/.cache/bin \
 		$(GO) test -count=1 -timeout 20m -run 'TestNodeDaemonSet' -v ./e2e/
 

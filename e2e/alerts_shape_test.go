@@ -173,9 +173,7 @@ func TestAlertSeriesShapedAsPrometheusWritesThem(t *testing.T) {
         for: 2s
         labels: {severity: warning, service: reference, resource: cpu, k8s_namespace_name: shop, namespace: shop}
 `), 0o600))
-	// startPrometheus puts its argument under scrape_configs; rule_files
-	// follows as a top-level key of its own.
-	prom := startPrometheus(t, scrapes.String()+"rule_files: ["+rules+"]\n")
+	prom := startPrometheus(t, scrapes.String(), rules)
 	startAgent(t, health, "--config", writeConfig(t, string(cfg)))
 
 	// checkout in namespace shop: a CPU limit nearly used up, and calls to

@@ -46,7 +46,6 @@ const nodeName = "vigil-node"
 type kubeNode struct {
 	*kubeCluster
 	IP       string // the node's address, where pods reach the host
-	APIPort  string
 	dir      string
 	socket   string // containerd's
 	Images   nodeImages
@@ -57,15 +56,15 @@ type kubeNode struct {
 
 // nodeBins are the binaries the node needs, from KUBE_BIN_DIR and PATH.
 type nodeBins struct {
-	apiserver, controllerManager, scheduler, kubelet string
-	etcd, containerd, ctr, runc                      string
-	cniDir                                           string
+	apiserver, controllerManager, scheduler, kubelet, proxy string
+	etcd, containerd, ctr, runc                             string
+	cniDir                                                  string
 }
 
 func lookNodeBins(t *testing.T) nodeBins {
 	dir := os.Getenv("KUBE_BIN_DIR")
 	if dir == "" {
-		t.Skip("set KUBE_BIN_DIR to the kube-apiserver, kube-controller-manager, kube-scheduler and kubelet binaries (make test-node)")
+		t.Skip("set KUBE_BIN_DIR to the kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy binaries (make test-node)")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("the kubelet and containerd need root")
@@ -73,9 +72,9 @@ func lookNodeBins(t *testing.T) nodeBins {
 	b := nodeBins{
 		apiserver: filepath.Join(dir, "kube-apiserver"), controllerManager: filepath.Join(dir, "kube-controller-manager"),
 		scheduler: filepath.Join(dir, "kube-scheduler"), kubelet: filepath.Join(dir, "kubelet"),
-		cniDir: "/usr/lib/cni",
+		proxy: filepath.Join(dir, "kube-proxy"), cniDir: "/usr/lib/cni",
 	}
-	for _, p := range []string{b.apiserver, b.controllerManager, b.scheduler, b.kubelet, filepath.Join(b.cniDir, "bridge"), filepath.Join(b.cniDir, "host-local"), filepath.Join(b.cniDir, "loopback"), filepath.Join(b.cniDir, "portmap")} {
+	for _, p := range []string{b.apiserver, b.controllerManager, b.scheduler, b.kubelet, b.proxy, filepath.Join(b.cniDir, "bridge"), filepath.Join(b.cniDir, "host-local"), filepath.Join(b.cniDir, "loopback"), filepath.Join(b.cniDir, "portmap")} {
 		_, err := os.Stat(p)
 		require.NoErrorf(t, err, "missing %s (make test-node builds the Kubernetes binaries; apt-get install containernetworking-plugins)", p)
 	}
@@ -115,14 +114,20 @@ func startNode(t *testing.T, bins nodeBins) *kubeNode {
 	t.Cleanup(func() { cleanupNodeDir(t, dir) })
 	n := &kubeNode{IP: hostIP(t), dir: dir, ctr: bins.ctr, podCIDR: "10.244.0.0/24", hostPath: filepath.Join(dir, "kubelet")}
 
-	const nodeToken = "vigil-test-node-token"
+	const nodeToken, proxyToken = "vigil-test-node-token", "vigil-test-proxy-token"
 	k := startKube(t, bins.apiserver, bins.etcd, kubeOptions{
 		Address: n.IP, Dir: filepath.Join(dir, "control"),
-		Tokens: []string{nodeToken + ",system:node:" + nodeName + ",node-uid,system:nodes"},
-		Args:   []string{"--authorization-mode=Node,RBAC", "--allow-privileged=true", "--kubelet-preferred-address-types=InternalIP"},
+		Tokens: []string{
+			nodeToken + ",system:node:" + nodeName + ",node-uid,system:nodes",
+			// Bound to system:node-proxier by the default RBAC policy.
+			proxyToken + ",system:kube-proxy,proxy-uid",
+		},
+		Args: []string{"--authorization-mode=Node,RBAC", "--allow-privileged=true", "--kubelet-preferred-address-types=InternalIP",
+			// The kubernetes Service's endpoint is this API server, which
+			// pods reach through kube-proxy, as on a real node.
+			"--endpoint-reconciler-type=lease"},
 	})
 	n.kubeCluster = k
-	_, n.APIPort, _ = net.SplitHostPort(strings.TrimPrefix(k.host, "https://"))
 
 	startProcess(t, "kube-controller-manager", bins.controllerManager,
 		"--kubeconfig="+k.kubeconfig, "--authentication-kubeconfig="+k.kubeconfig, "--authorization-kubeconfig="+k.kubeconfig,
@@ -244,6 +249,7 @@ contexts:
   context: {cluster: test, user: node}
 current-context: test
 `, k.host, k.caFile, nodeToken), 0o600))
+	startKubeProxy(t, bins.proxy, dir, k, proxyToken, n.podCIDR)
 	startProcess(t, "kubelet", bins.kubelet,
 		"--config="+kubeletConf, "--kubeconfig="+nodeKubeconfig, "--root-dir="+n.hostPath,
 		"--hostname-override="+nodeName, "--node-ip="+n.IP, "--v=1")
@@ -264,6 +270,45 @@ current-context: test
 		return errors.New("no Ready condition yet")
 	})
 	return n
+}
+
+// startKubeProxy runs kube-proxy in iptables mode, as the user the default
+// RBAC policy gives the node-proxier role, and removes its rules when it
+// has stopped (they would outlive it).
+func startKubeProxy(t *testing.T, bin, dir string, k *kubeCluster, token, podCIDR string) {
+	t.Helper()
+	kubeconfig := filepath.Join(dir, "proxy.kubeconfig")
+	require.NoError(t, os.WriteFile(kubeconfig, fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {server: %q, certificate-authority: %q}
+users:
+- name: proxy
+  user: {token: %q}
+contexts:
+- name: test
+  context: {cluster: test, user: proxy}
+current-context: test
+`, k.host, k.caFile, token), 0o600))
+	conf := filepath.Join(dir, "kube-proxy.yaml")
+	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: %q}
+hostnameOverride: %s
+mode: iptables
+clusterCIDR: %s
+# Leave the host's conntrack table size alone.
+conntrack: {maxPerCore: 0}
+metricsBindAddress: 127.0.0.1:%d
+healthzBindAddress: 127.0.0.1:%d
+`, kubeconfig, nodeName, podCIDR, freePort(t), freePort(t)), 0o600))
+	t.Cleanup(func() {
+		if out, err := exec.Command(bin, "--cleanup").CombinedOutput(); err != nil {
+			t.Logf("kube-proxy --cleanup: %v %s", err, out)
+		}
+	})
+	startProcess(t, "kube-proxy", bin, "--config="+conf, "--v=1")
 }
 
 // rootPropagation is the mount propagation of / (shared, private, ...).
@@ -317,7 +362,7 @@ func cleanupNodeDir(t *testing.T, dir string) {
 	}
 	// The pod network's bridge outlives the CNI plugin that made it.
 	_ = exec.Command("ip", "link", "delete", "cni0").Run()
-	cleanupCNIRules(t)
+	cleanupNodeRules(t)
 }
 
 // killContainers kills and deletes every task containerd runs, so that no
@@ -345,36 +390,49 @@ func killContainers(t *testing.T, ctr, socket string) {
 	}
 }
 
-// cleanupCNIRules removes the NAT rules the CNI plugins added for pods the
-// kubelet never tore down (it is stopped, not drained). A hostPort rule left
-// behind DNATs every local connection to that port, 127.0.0.1:4317
-// included, to a pod that is gone.
-func cleanupCNIRules(t *testing.T) {
-	out, err := exec.Command("iptables", "-t", "nat", "-S").Output()
+// cleanupNodeRules removes the iptables rules of the node's networking that
+// outlive it: the CNI plugins' NAT rules for pods the kubelet never tore
+// down (it is stopped, not drained; a hostPort rule left behind DNATs every
+// local connection to that port, 127.0.0.1:4317 included, to a pod that is
+// gone) and the kubelet's own chains (KUBE-FIREWALL, canaries). kube-proxy
+// removes its own (--cleanup).
+func cleanupNodeRules(t *testing.T) {
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"nat", "filter", "mangle"} {
+			cleanupChains(t, cmd, table)
+		}
+	}
+}
+
+// cleanupChains deletes the CNI-* and KUBE-* chains of one table, and the
+// jumps to them from the built-in chains.
+func cleanupChains(t *testing.T, cmd, table string) {
+	out, err := exec.Command(cmd, "-t", table, "-S").Output()
 	if err != nil {
-		t.Logf("iptables -t nat -S: %v", err)
+		t.Logf("%s -t %s -S: %v", cmd, table, err)
 		return
 	}
+	ours := func(chain string) bool { return strings.HasPrefix(chain, "CNI-") || strings.HasPrefix(chain, "KUBE-") }
 	var chains []string
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		switch {
-		case len(f) == 2 && f[0] == "-N" && (strings.HasPrefix(f[1], "CNI-") || f[1] == "KUBE-KUBELET-CANARY"):
+		case len(f) == 2 && f[0] == "-N" && ours(f[1]):
 			chains = append(chains, f[1])
-		case len(f) > 2 && f[0] == "-A" && !strings.HasPrefix(f[1], "CNI-") && strings.Contains(line, "CNI-"):
+		case len(f) > 2 && f[0] == "-A" && !ours(f[1]) && (strings.Contains(line, " CNI-") || strings.Contains(line, " KUBE-")):
 			// A jump from a built-in chain. -S quotes comments, so run it
 			// through a shell to get the same arguments back.
-			if b, err := exec.Command("sh", "-c", "iptables -t nat -D "+strings.TrimPrefix(line, "-A ")).CombinedOutput(); err != nil {
-				t.Logf("iptables -t nat -D %s: %v %s", line, err, b)
+			if b, err := exec.Command("sh", "-c", cmd+" -t "+table+" -D "+strings.TrimPrefix(line, "-A ")).CombinedOutput(); err != nil {
+				t.Logf("%s -t %s -D %s: %v %s", cmd, table, line, err, b)
 			}
 		}
 	}
 	for _, c := range chains {
-		_ = exec.Command("iptables", "-t", "nat", "-F", c).Run()
+		_ = exec.Command(cmd, "-t", table, "-F", c).Run()
 	}
 	for _, c := range chains {
-		if b, err := exec.Command("iptables", "-t", "nat", "-X", c).CombinedOutput(); err != nil {
-			t.Logf("iptables -t nat -X %s: %v %s", c, err, b)
+		if b, err := exec.Command(cmd, "-t", table, "-X", c).CombinedOutput(); err != nil {
+			t.Logf("%s -t %s -X %s: %v %s", cmd, table, c, err, b)
 		}
 	}
 }
@@ -411,10 +469,6 @@ agent:
   initImage: {repository: vigil.test/chown, tag: "1", pullPolicy: Never}
   hostMetrics: {enabled: true, collectionInterval: 5s}
   kubeletMetrics: {enabled: true, collectionInterval: 5s}
-  # No kube-proxy on this node: the agent reaches the API server directly.
-  extraEnv:
-    - {name: KUBERNETES_SERVICE_HOST, value: %q}
-    - {name: KUBERNETES_SERVICE_PORT, value: %q}
 exporters:
   otlp_grpc:
     endpoint: %s
@@ -423,7 +477,7 @@ pipelines:
   traces: [otlp_grpc]
   metrics: [otlp_grpc]
   logs: [otlp_grpc]
-`, n.IP, n.APIPort, net.JoinHostPort(n.IP, fmt.Sprint(sinkPort))), 0o600))
+`, net.JoinHostPort(n.IP, fmt.Sprint(sinkPort))), 0o600))
 	out, err := helm(t, "install", "vigil", chartDir, "--kubeconfig", n.kubeconfig, "--namespace", "vigil", "--create-namespace", "-f", values, "--wait=false")
 	require.NoError(t, err, out)
 
@@ -492,6 +546,30 @@ pipelines:
 		require.NoError(t, err)
 		waitUntil(t, 2*time.Minute, "the tracer pod's spans at the sink", func() error {
 			if got := spansOf(sink, "checkout"); got < 2*traces {
+				return fmt.Errorf("%d of %d spans arrived (pods: %s)", got, 2*traces, podStates(ctx, n, "shop"))
+			}
+			return nil
+		})
+	})
+
+	t.Run("OTLP to the node's agent through the internalTrafficPolicy: Local Service", func(t *testing.T) {
+		// No cluster DNS on this node: the pod is given the Service's
+		// cluster IP where users write vigil-agent.vigil.svc.
+		svc, err := n.client.CoreV1().Services("vigil").Get(ctx, "vigil-agent", metav1.GetOptions{})
+		require.NoError(t, err)
+		require.Equal(t, corev1.ServiceInternalTrafficPolicyLocal, *svc.Spec.InternalTrafficPolicy)
+		const traces = 20
+		_, err = n.client.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "tracer-svc"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "app", Image: n.Images.Tracer, ImagePullPolicy: corev1.PullNever,
+				Args: []string{"-count", fmt.Sprint(traces), "-service", "tracer-through-service"},
+				Env:  []corev1.EnvVar{{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Value: "http://" + net.JoinHostPort(svc.Spec.ClusterIP, "4317")}},
+			}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		waitUntil(t, 2*time.Minute, "the tracer-svc pod's spans at the sink", func() error {
+			if got := spansOf(sink, "tracer-through-service"); got < 2*traces {
 				return fmt.Errorf("%d of %d spans arrived (pods: %s)", got, 2*traces, podStates(ctx, n, "shop"))
 			}
 			return nil

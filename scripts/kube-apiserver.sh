@@ -3,7 +3,7 @@
 # gitignored cache: kube-apiserver for the chart's API-server test (make
 # test-kube), and with arguments the others a one-node cluster needs (make
 # test-node): scripts/kube-apiserver.sh kube-apiserver kube-controller-manager
-# kube-scheduler kubelet. About 9 minutes cold on 2 cores for the API server,
+# kube-scheduler kubelet kube-proxy. About 9 minutes cold on 2 cores for the API server,
 # a few more for the rest (they share most packages); a no-op for binaries
 # already there.
 #
@@ -40,7 +40,7 @@ require k8s.io/kubernetes $K8S_VERSION
 GOMOD
 {
   printf '//go:build tools\n\npackage tools\n\nimport (\n'
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
     printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"
   done
   printf ')\n'
