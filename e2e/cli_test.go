@@ -33,7 +33,7 @@ func TestComponentsListsTheDistribution(t *testing.T) {
 	out, code := runVigil(t, 10*time.Second, "components")
 	require.Equal(t, 0, code, out)
 	want := map[string][]string{
-		"receivers":  {"otlp", "prometheus", "prometheus_remote_write", "file_log", "syslog", "tcp_log", "udp_log", "fluent_forward", "journald", "host_metrics", "kubelet_stats"},
+		"receivers":  {"otlp", "prometheus", "prometheus_remote_write", "file_log", "container_log", "syslog", "tcp_log", "udp_log", "fluent_forward", "journald", "host_metrics", "kubelet_stats"},
 		"processors": {"batch", "memory_limiter", "k8s_attributes", "resource", "resource_detection", "attributes", "filter", "transform"},
 		"exporters":  {"otlp_grpc", "otlp_http", "debug", "file", "prometheus", "prometheus_remote_write", "load_balancing", "kafka", "alertmanager"},
 		"connectors": {"forward", "span_metrics", "redflag"},

@@ -54,6 +54,7 @@ import (
 	"github.com/vigilhq/vigil/exporters/alertmanagerexporter"
 	"github.com/vigilhq/vigil/extensions/statusextension"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor"
+	"github.com/vigilhq/vigil/receivers/containerlogreceiver"
 	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver"
 )
 
@@ -68,6 +69,7 @@ func Components() (otelcol.Factories, error) {
 		prometheusreceiver.NewFactory,
 		prometheusremotewritereceiver.NewFactory,
 		filelogreceiver.NewFactory,
+		containerlogreceiver.NewFactory,
 		syslogreceiver.NewFactory,
 		tcplogreceiver.NewFactory,
 		udplogreceiver.NewFactory,

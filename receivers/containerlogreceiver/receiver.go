@@ -1,0 +1,729 @@
+package containerlogreceiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/metadata"
+	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/parse"
+)
+
+// logReceiver polls the include globs and reads every matched file from its
+// offset, in one goroutine: lines are parsed, partial lines merged and
+// records batched up to batch_size, the batch is sent, and only once the
+// pipeline took it do the offsets (checkpoints) move.
+type logReceiver struct {
+	cfg  *Config
+	set  receiver.Settings
+	next consumer.Logs
+	tb   *metadata.TelemetryBuilder
+	obs  *receiverhelper.ObsReport
+	tel  *telemetry
+
+	storage storage.Client // nil without storage
+	joiner  func() *parse.Joiner
+	json    *parse.JSONParser
+	keys    parse.JSONKeys
+
+	readers map[fileKey]*reader
+	known   map[fileKey]checkpoint // checkpoints loaded at start, not yet matched
+	gen     uint64
+	open    int
+
+	buf     []byte // one read
+	scratch []byte // Docker's unescaped content
+	batch   *batch
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex // guards what telemetry callbacks read (open)
+}
+
+var _ receiver.Logs = (*logReceiver)(nil)
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*logReceiver, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create telemetry: %w", err)
+	}
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: set.ID, Transport: "file", ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create obsreport: %w", err)
+	}
+	r := &logReceiver{
+		cfg: cfg, set: set, next: next, tb: tb, obs: obs,
+		readers: map[fileKey]*reader{},
+		known:   map[fileKey]checkpoint{},
+		buf:     make([]byte, cfg.ReadBufferSize),
+		keys:    parse.JSONKeys{Severity: cfg.JSON.SeverityKeys, Message: cfg.JSON.MessageKeys, Time: cfg.JSON.TimeKeys},
+	}
+	if cfg.JSON.Enabled {
+		r.json = &parse.JSONParser{}
+	}
+	if p := cfg.Multiline.LineStartPattern; p != "" {
+		re := regexp.MustCompile(p) // checked by Validate
+		r.joiner = func() *parse.Joiner { return parse.NewJoiner(re, cfg.Multiline.MaxLines, int(cfg.MaxLogSize)) }
+	}
+	r.tel, err = newTelemetry(tb, r)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Start loads the checkpoints and starts polling.
+func (r *logReceiver) Start(ctx context.Context, host component.Host) error {
+	if r.cfg.Storage != nil {
+		ext, ok := host.GetExtensions()[*r.cfg.Storage]
+		if !ok {
+			return fmt.Errorf("storage: extension %s is not configured", r.cfg.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("storage: extension %s is not a storage extension", r.cfg.Storage)
+		}
+		c, err := se.GetClient(ctx, component.KindReceiver, r.set.ID, "")
+		if err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		r.storage = c
+		raw, err := c.Get(ctx, checkpointKey)
+		if err != nil {
+			return fmt.Errorf("storage: cannot read the checkpoints: %w", err)
+		}
+		cps, err := decodeCheckpoints(raw)
+		if err != nil {
+			// A damaged checkpoint must not stop the agent: files are
+			// read from their beginning (duplicates, not losses).
+			r.set.Logger.Warn("Checkpoints unreadable; files are read from their beginning", zap.Error(err))
+		}
+		for _, cp := range cps {
+			r.known[cp.key] = cp
+		}
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.done = make(chan struct{})
+	go r.run(loopCtx)
+	return nil
+}
+
+// Shutdown stops polling; a batch the pipeline has not taken is not
+// checkpointed, so it is read again after a restart.
+func (r *logReceiver) Shutdown(ctx context.Context) error {
+	if r.cancel != nil {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for _, rd := range r.readers {
+		rd.close()
+	}
+	var err error
+	if r.storage != nil {
+		err = r.storage.Close(ctx)
+	}
+	r.tb.Shutdown()
+	return err
+}
+
+func (r *logReceiver) run(ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(r.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		r.poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// poll finds the files, reads every one with something new, and sends.
+func (r *logReceiver) poll(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	r.gen++
+	first := r.gen == 1
+	for _, path := range r.match() {
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue // gone since the glob
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || !fi.Mode().IsRegular() {
+			continue
+		}
+		key := fileKey{dev: uint64(st.Dev), ino: st.Ino} //nolint:unconvert // Dev is uint32 on some platforms
+		rd := r.readers[key]
+		if rd == nil {
+			rd = r.discover(key, path, fi.Size(), first)
+			if rd == nil {
+				continue
+			}
+		} else if rd.path != path {
+			if !strings.HasSuffix(rd.path, ".log") || !strings.HasPrefix(path, rd.path) {
+				r.set.Logger.Debug("File renamed", zap.String("from", rd.path), zap.String("to", path))
+			}
+			r.tel.rotated.Add(1)
+			rd.path = path
+		}
+		if fi.Size() < rd.offset {
+			r.set.Logger.Info("File truncated; reading it again from the start", zap.String("path", path),
+				zap.Int64("offset", rd.offset), zap.Int64("size", fi.Size()))
+			r.tel.truncated.Add(1)
+			rd.reset()
+		}
+		rd.size = fi.Size()
+		rd.gen = r.gen
+	}
+	// Checkpoints of files not found at the first poll are of files gone
+	// while the agent was down.
+	clear(r.known)
+	// Read, largest backlog last so small files are not starved by one.
+	for _, rd := range r.order() {
+		if ctx.Err() != nil {
+			return
+		}
+		r.drain(ctx, rd)
+		if rd.gen != r.gen && rd.offset >= rd.size {
+			r.forget(rd)
+		}
+	}
+	r.flushIdle()
+	r.send(ctx)
+	r.closeIdle()
+}
+
+// match lists the files the globs name, excluded and compressed ones left
+// out, each once.
+func (r *logReceiver) match() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, g := range r.cfg.Include {
+		paths, _ := filepath.Glob(g) // the pattern was checked by Validate
+		for _, p := range paths {
+			// The kubelet compresses a rotated file into <name>.tmp, then
+			// renames it <name>.gz: neither is a log to read.
+			if seen[p] || strings.HasSuffix(p, ".gz") || strings.HasSuffix(p, ".tmp") || r.excluded(p) {
+				continue
+			}
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *logReceiver) excluded(p string) bool {
+	for _, g := range r.cfg.Exclude {
+		if ok, _ := filepath.Match(g, p); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// discover starts following a file: from its checkpoint if it has one,
+// else from start_at for files there at the first poll, else from its
+// beginning (a new file).
+func (r *logReceiver) discover(key fileKey, path string, size int64, first bool) *reader {
+	rd := newReader(key, path, r.joiner)
+	if !r.openFile(rd) {
+		return nil
+	}
+	n, _ := rd.f.ReadAt(r.buf[:min(fingerprintSize, len(r.buf))], 0)
+	rd.noteFingerprint(r.buf[:n], 0)
+	if cp, ok := r.known[key]; ok && matchesFingerprint(rd.fp, cp.fp) && cp.offset <= size {
+		rd.offset, rd.safe, rd.acked = cp.offset, cp.offset, cp.offset
+		delete(r.known, key)
+	} else if first && r.cfg.StartAt == "end" {
+		rd.offset, rd.safe, rd.acked = size, size, size
+	}
+	r.readers[key] = rd
+	return rd
+}
+
+// openFile opens rd's path and checks it is still rd's file.
+func (r *logReceiver) openFile(rd *reader) bool {
+	f, err := os.Open(rd.path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.set.Logger.Warn("Cannot open a log file", zap.String("path", rd.path), zap.Error(err))
+		}
+		return false
+	}
+	fi, err := f.Stat()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if err != nil || !ok || (fileKey{dev: uint64(st.Dev), ino: st.Ino}) != rd.key { //nolint:unconvert
+		_ = f.Close()
+		return false
+	}
+	rd.f = f
+	r.mu.Lock()
+	r.open++
+	r.mu.Unlock()
+	return true
+}
+
+func (r *logReceiver) closeFile(rd *reader) {
+	if rd.f != nil {
+		rd.close()
+		r.mu.Lock()
+		r.open--
+		r.mu.Unlock()
+	}
+}
+
+// forget drops a file read to its end that no glob names any more (rotated
+// away and read, or deleted): what it held in progress is sent.
+func (r *logReceiver) forget(rd *reader) {
+	if len(rd.carry) > 0 {
+		// A last line without its newline: the file will not grow.
+		r.handleLine(rd, rd.carry, rd.carryStart, rd.offset)
+		rd.carry = rd.carry[:0]
+	}
+	for i := range rd.streams {
+		r.flushStream(rd, parse.Stream(i), rd.offset)
+	}
+	r.closeFile(rd)
+	delete(r.readers, rd.key)
+}
+
+// order is the readers with something to read, smallest backlog first.
+func (r *logReceiver) order() []*reader {
+	out := make([]*reader, 0, len(r.readers))
+	for _, rd := range r.readers {
+		if rd.offset < rd.size || rd.gen != r.gen {
+			out = append(out, rd)
+		}
+	}
+	slices.SortFunc(out, func(a, b *reader) int {
+		return int((a.size - a.offset) - (b.size - b.offset))
+	})
+	return out
+}
+
+// drain reads rd to its end, sending batches as they fill.
+func (r *logReceiver) drain(ctx context.Context, rd *reader) {
+	if rd.f == nil && !r.openFile(rd) {
+		if rd.gen != r.gen {
+			// Gone before it was read to its end.
+			r.tel.removed.Add(1)
+			rd.size = rd.offset
+		}
+		return
+	}
+	for ctx.Err() == nil {
+		n, err := rd.f.ReadAt(r.buf, rd.offset)
+		if n > 0 {
+			r.tel.bytes.Add(int64(n))
+			rd.lastData = time.Now()
+			r.consume(rd, r.buf[:n])
+		}
+		if r.batch != nil && r.batch.bytes >= int(r.cfg.BatchSize) {
+			r.send(ctx)
+		}
+		if n == 0 || errors.Is(err, io.EOF) {
+			if rd.offset > rd.size {
+				rd.size = rd.offset
+			}
+			return
+		}
+		if err != nil {
+			r.set.Logger.Warn("Cannot read a log file", zap.String("path", rd.path), zap.Error(err))
+			return
+		}
+	}
+}
+
+// consume splits data (read at rd.offset) into lines and handles each.
+func (r *logReceiver) consume(rd *reader, data []byte) {
+	rd.noteFingerprint(data, rd.offset)
+	start := rd.offset
+	rd.offset += int64(len(data))
+	if len(rd.carry) > 0 {
+		rd.carry = append(rd.carry, data...)
+		data, start = rd.carry, rd.carryStart
+	}
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		if rd.long {
+			// The end of a line longer than any runtime writes.
+			rd.long = false
+			r.complete(rd, rd.longStream, 0, bytes.TrimSuffix(data[:i], []byte{'\r'}), start)
+			r.settle(rd, start+int64(i)+1)
+		} else {
+			r.handleLine(rd, data[:i], start, start+int64(i)+1)
+		}
+		data, start = data[i+1:], start+int64(i)+1
+	}
+	// A line longer than any runtime writes (no newline within
+	// max_log_size plus a header): its header is parsed from its first
+	// piece, and the rest is content of the same record, sent in
+	// max_log_size pieces.
+	if limit := int(r.cfg.MaxLogSize) + 4<<10; len(data) > limit {
+		r.longPiece(rd, data[:limit], start)
+		data, start = data[limit:], start+int64(limit)
+	}
+	if len(data) == 0 {
+		rd.carry = rd.carry[:0]
+		return
+	}
+	// data may be the tail of carry itself: append copies with memmove.
+	rd.carry = append(rd.carry[:0], data...)
+	rd.carryStart = start
+}
+
+// longPiece takes a piece of a line longer than the limit, its newline not
+// read yet.
+func (r *logReceiver) longPiece(rd *reader, piece []byte, start int64) {
+	if !rd.long {
+		rd.long, rd.longStream = true, 0
+		if rd.format == 0 {
+			rd.format = parse.Detect(piece)
+		}
+		if rd.format == parse.FormatCRI {
+			if l, err := parse.CRI(piece); err == nil {
+				rd.longStream = l.Stream
+				r.appendPartial(rd, l.Stream, l.Time, l.Content, start)
+				return
+			}
+		}
+		r.tel.parseFailed.Add(1) // a Docker line is JSON: cut, it is not
+	}
+	r.appendPartial(rd, rd.longStream, 0, piece, start)
+}
+
+// handleLine parses one physical line [start, end) of rd.
+func (r *logReceiver) handleLine(rd *reader, line []byte, start, end int64) {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	if len(line) == 0 {
+		r.tel.skipped.Add(1)
+		rd.updateSafe(end)
+		return
+	}
+	if rd.format == 0 {
+		rd.format = parse.Detect(line)
+	}
+	var l parse.Line
+	var err error
+	if rd.format == parse.FormatDocker {
+		l, r.scratch, err = parse.Docker(line, r.scratch)
+	} else {
+		l, err = parse.CRI(line)
+	}
+	if err != nil {
+		// Kept whole as the body: nothing is dropped for its shape.
+		r.tel.parseFailed.Add(1)
+		r.set.Logger.Debug("A line of neither runtime format", zap.String("path", rd.path), zap.Int64("offset", start), zap.Error(err))
+		r.emit(rd, 0, 0, line)
+		rd.updateSafe(end)
+		return
+	}
+	if l.Partial {
+		r.appendPartial(rd, l.Stream, l.Time, l.Content, start)
+	} else {
+		r.complete(rd, l.Stream, l.Time, l.Content, start)
+	}
+	r.settle(rd, end)
+}
+
+// appendPartial adds a piece of a line the runtime split (or of a line
+// longer than any it writes) to its stream's record in progress, sending
+// it in max_log_size pieces.
+func (r *logReceiver) appendPartial(rd *reader, stream parse.Stream, t int64, content []byte, start int64) {
+	s := &rd.streams[stream]
+	if s.pStart < 0 {
+		s.pStart, s.pTime = start, t
+	}
+	s.partial = append(s.partial, content...)
+	for max := int(r.cfg.MaxLogSize); len(s.partial) >= max; {
+		r.tel.split.Add(1)
+		r.record(rd, stream, s.pTime, s.partial[:max], start)
+		s.partial = append(s.partial[:0], s.partial[max:]...)
+	}
+}
+
+// complete ends a stream's line with its last piece.
+func (r *logReceiver) complete(rd *reader, stream parse.Stream, t int64, content []byte, start int64) {
+	s := &rd.streams[stream]
+	recStart := start
+	if s.pStart >= 0 {
+		s.partial = append(s.partial, content...)
+		content, t, recStart = s.partial, s.pTime, s.pStart
+		s.pStart = -1
+	}
+	r.record(rd, stream, t, content, recStart)
+	s.partial = s.partial[:0]
+}
+
+// settle moves the safe offset to end, unless a record is in progress;
+// one that has been in progress for more than batch_size bytes of the file
+// (a partial line whose end never came, a stream interleaved with a busy
+// one) is sent as it is, so that a restart never reads more than that
+// again.
+func (r *logReceiver) settle(rd *reader, end int64) {
+	for i := range rd.streams {
+		s := &rd.streams[i]
+		if (s.pStart >= 0 && end-s.pStart > int64(r.cfg.BatchSize)) ||
+			(s.jStart >= 0 && end-s.jStart > int64(r.cfg.BatchSize)) {
+			r.flushStream(rd, parse.Stream(i), end)
+		}
+	}
+	rd.updateSafe(end)
+}
+
+// record takes one logical line of a stream: joined with its record's
+// other lines when multiline is on, else sent as it is.
+func (r *logReceiver) record(rd *reader, stream parse.Stream, t int64, content []byte, start int64) {
+	s := &rd.streams[stream]
+	if s.joiner == nil {
+		r.emit(rd, stream, t, content)
+		return
+	}
+	if rec, ok := s.joiner.Add(content); ok {
+		r.emit(rd, stream, s.jTime, rec)
+		s.jStart, s.jTime = start, t
+	} else if s.jStart < 0 {
+		s.jStart, s.jTime = start, t
+	}
+}
+
+// flushStream sends what a stream holds in progress.
+func (r *logReceiver) flushStream(rd *reader, stream parse.Stream, end int64) {
+	s := &rd.streams[stream]
+	if s.pStart >= 0 {
+		r.record(rd, stream, s.pTime, s.partial, s.pStart)
+		s.partial, s.pStart = s.partial[:0], -1
+	}
+	if s.joiner != nil && s.jStart >= 0 {
+		if rec, ok := s.joiner.Flush(); ok {
+			r.emit(rd, stream, s.jTime, rec)
+		}
+		s.jStart = -1
+	}
+	rd.updateSafe(end)
+}
+
+// flushIdle sends the multi-line records of files with no new line for
+// flush_after.
+func (r *logReceiver) flushIdle() {
+	if r.joiner == nil {
+		return
+	}
+	for _, rd := range r.readers {
+		if time.Since(rd.lastData) < r.cfg.Multiline.FlushAfter || len(rd.carry) > 0 {
+			continue
+		}
+		for i := range rd.streams {
+			if rd.streams[i].jStart >= 0 {
+				r.flushStream(rd, parse.Stream(i), rd.offset)
+			}
+		}
+	}
+}
+
+// emit adds a record to the batch, cut into pieces over max_log_size.
+func (r *logReceiver) emit(rd *reader, stream parse.Stream, t int64, body []byte) {
+	for len(body) > int(r.cfg.MaxLogSize) {
+		r.tel.split.Add(1)
+		r.add(rd, stream, t, body[:r.cfg.MaxLogSize])
+		body = body[r.cfg.MaxLogSize:]
+	}
+	r.add(rd, stream, t, body)
+}
+
+func (r *logReceiver) add(rd *reader, stream parse.Stream, t int64, body []byte) {
+	if r.batch == nil {
+		r.batch = newBatch()
+	}
+	rec := r.batch.record(rd)
+	now := pcommon.NewTimestampFromTime(time.Now())
+	rec.SetObservedTimestamp(now)
+	if t > 0 {
+		rec.SetTimestamp(pcommon.Timestamp(t))
+	}
+	if stream != 0 {
+		rec.Attributes().PutStr("log.iostream", stream.String())
+	}
+	rec.Attributes().PutStr("log.file.path", rd.path)
+	if r.json != nil && len(body) > 0 && body[0] == '{' {
+		if err := r.json.Parse(body, r.keys, rec); err == nil {
+			if rec.Body().Type() == pcommon.ValueTypeEmpty {
+				// No message key: the line stays the body, as upstream's
+				// json_parser with parse_to: attributes leaves it.
+				rec.Body().SetStr(string(body))
+			}
+			r.batch.bytes += len(body)
+			return
+		}
+		r.tel.parseFailed.Add(1)
+	}
+	if utf8.Valid(body) {
+		rec.Body().SetStr(string(body))
+	} else {
+		// OTLP strings are UTF-8; a backend may refuse a whole request
+		// for one invalid byte.
+		rec.Body().SetStr(strings.ToValidUTF8(string(body), "\uFFFD"))
+	}
+	r.batch.bytes += len(body)
+}
+
+// send hands the batch to the pipeline, again and again with backoff while
+// it refuses, and moves the offsets of its files once it is taken.
+func (r *logReceiver) send(ctx context.Context) {
+	b := r.batch
+	if b == nil || b.n == 0 {
+		r.commit(ctx, b)
+		return
+	}
+	r.batch = nil
+	wait := r.cfg.RetryOnFailure.InitialInterval
+	began := time.Now()
+	for {
+		octx := r.obs.StartLogsOp(ctx)
+		err := r.next.ConsumeLogs(octx, b.logs)
+		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, err)
+		if err == nil {
+			r.tel.delivered.Add(int64(b.n))
+			break
+		}
+		if ctx.Err() != nil {
+			// Stopping: not checkpointed, read again after the restart.
+			return
+		}
+		if consumererror.IsPermanent(err) ||
+			!r.cfg.RetryOnFailure.Enabled ||
+			(r.cfg.RetryOnFailure.MaxElapsedTime > 0 && time.Since(began) > r.cfg.RetryOnFailure.MaxElapsedTime) {
+			r.set.Logger.Error("The pipeline refused a batch, and it is not sent again: its records are dropped",
+				zap.Int("records", b.n), zap.Bool("permanent", consumererror.IsPermanent(err)), zap.Error(err))
+			r.tel.dropped.Add(int64(b.n))
+			break
+		}
+		r.tel.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(time.Duration(float64(wait)*r.cfg.RetryOnFailure.Multiplier), r.cfg.RetryOnFailure.MaxInterval)
+	}
+	r.commit(ctx, b)
+}
+
+// commit moves every file's checkpoint to its safe offset: all it holds
+// before that offset is in batches the pipeline took.
+func (r *logReceiver) commit(ctx context.Context, _ *batch) {
+	if ctx.Err() != nil {
+		// Stopping while a batch was refused: it is not checkpointed.
+		return
+	}
+	changed := false
+	for _, rd := range r.readers {
+		if rd.acked != rd.safe {
+			rd.acked, changed = rd.safe, true
+		}
+	}
+	if !changed || r.storage == nil {
+		return
+	}
+	cps := make([]checkpoint, 0, len(r.readers)+len(r.known))
+	for _, rd := range r.readers {
+		cps = append(cps, checkpoint{key: rd.key, offset: rd.acked, fp: rd.fp})
+	}
+	for _, cp := range r.known {
+		cps = append(cps, cp) // not seen yet since the restart
+	}
+	if err := r.storage.Set(ctx, checkpointKey, encodeCheckpoints(cps)); err != nil {
+		r.set.Logger.Warn("Cannot save the checkpoints", zap.Error(err))
+	}
+}
+
+// closeIdle closes the files idle longest while more than max_open_files
+// are open; they are reopened when they grow.
+func (r *logReceiver) closeIdle() {
+	if r.open <= r.cfg.MaxOpenFiles {
+		return
+	}
+	idle := make([]*reader, 0, len(r.readers))
+	for _, rd := range r.readers {
+		if rd.f != nil && rd.offset >= rd.size && len(rd.carry) == 0 {
+			idle = append(idle, rd)
+		}
+	}
+	slices.SortFunc(idle, func(a, b *reader) int { return a.lastData.Compare(b.lastData) })
+	for _, rd := range idle {
+		if r.open <= r.cfg.MaxOpenFiles {
+			break
+		}
+		r.closeFile(rd)
+	}
+}
+
+// batch is the records waiting to be sent, one ResourceLogs per file.
+type batch struct {
+	logs  plog.Logs
+	files map[*reader]plog.LogRecordSlice
+	bytes int
+	n     int
+}
+
+func newBatch() *batch {
+	return &batch{logs: plog.NewLogs(), files: map[*reader]plog.LogRecordSlice{}}
+}
+
+// record appends a record of rd's file.
+func (b *batch) record(rd *reader) plog.LogRecord {
+	recs, ok := b.files[rd]
+	if !ok {
+		rl := b.logs.ResourceLogs().AppendEmpty()
+		attrs := rl.Resource().Attributes()
+		if rd.pod.Pod != "" {
+			attrs.PutStr("k8s.namespace.name", rd.pod.Namespace)
+			attrs.PutStr("k8s.pod.name", rd.pod.Pod)
+			attrs.PutStr("k8s.pod.uid", rd.pod.UID)
+			attrs.PutStr("k8s.container.name", rd.pod.Container)
+			attrs.PutStr("k8s.container.restart_count", rd.pod.RestartCount)
+		}
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.Scope().SetName(metadata.ScopeName)
+		recs = sl.LogRecords()
+		b.files[rd] = recs
+	}
+	b.n++
+	return recs.AppendEmpty()
+}
