@@ -577,22 +577,25 @@ func (r *logReceiver) add(rd *reader, stream parse.Stream, t int64, body []byte)
 	if t > 0 {
 		rec.SetTimestamp(pcommon.Timestamp(t))
 	}
+	r.batch.bytes += len(body)
+	parsed := false
+	if r.json != nil && len(body) > 0 && body[0] == '{' {
+		if err := r.json.Parse(body, r.keys, rec); err == nil {
+			parsed = true
+		} else {
+			r.tel.parseFailed.Add(1)
+		}
+	}
+	// After the body's own keys: the file's say where the line came from.
 	if stream != 0 {
 		rec.Attributes().PutStr("log.iostream", stream.String())
 	}
 	rec.Attributes().PutStr("log.file.path", rd.path)
-	if r.json != nil && len(body) > 0 && body[0] == '{' {
-		if err := r.json.Parse(body, r.keys, rec); err == nil {
-			if rec.Body().Type() == pcommon.ValueTypeEmpty {
-				// No message key: the line stays the body, as upstream's
-				// json_parser with parse_to: attributes leaves it.
-				rec.Body().SetStr(string(body))
-			}
-			r.batch.bytes += len(body)
-			return
-		}
-		r.tel.parseFailed.Add(1)
+	if parsed && rec.Body().Type() != pcommon.ValueTypeEmpty {
+		return
 	}
+	// The line is the body: not JSON, or JSON without a message key (as
+	// upstream's json_parser with parse_to: attributes leaves it).
 	if utf8.Valid(body) {
 		rec.Body().SetStr(string(body))
 	} else {
@@ -600,7 +603,6 @@ func (r *logReceiver) add(rd *reader, stream parse.Stream, t int64, body []byte)
 		// for one invalid byte.
 		rec.Body().SetStr(strings.ToValidUTF8(string(body), "\uFFFD"))
 	}
-	r.batch.bytes += len(body)
 }
 
 // send hands the batch to the pipeline, again and again with backoff while
