@@ -434,7 +434,7 @@ func checkAgent(t *testing.T, m manifest) {
 	// The red-flag connector sees all telemetry first: every receiver that
 	// takes data from outside feeds only */in pipelines, where memory_limiter
 	// is the one processor and redflag the first exporter.
-	external := map[string]bool{"otlp": true, "file_log": true, "prometheus": true}
+	external := map[string]bool{"otlp": true, "container_log": true, "prometheus": true, "host_metrics": true, "kubelet_stats": true}
 	var ins int
 	for name, p := range pipes {
 		for _, r := range p["receivers"] {
@@ -484,9 +484,9 @@ func checkAgent(t *testing.T, m manifest) {
 	for _, v := range pod.Volumes {
 		vols[v.Name] = v
 	}
-	if fl := cfg.section("receivers", "file_log"); fl != nil {
+	if fl := cfg.section("receivers", "container_log"); fl != nil {
 		vm, ok := mounts["/var/log/pods"]
-		require.True(t, ok, "file_log reads /var/log/pods: mounted")
+		require.True(t, ok, "container_log reads /var/log/pods: mounted")
 		assert.True(t, vm.ReadOnly, "/var/log/pods is mounted read-only")
 		require.NotNil(t, vols[vm.Name].HostPath)
 		assert.Equal(t, "/var/log/pods", vols[vm.Name].HostPath.Path)

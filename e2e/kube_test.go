@@ -289,7 +289,7 @@ extensions:
   file_storage: {directory: %q, compaction: {directory: %q}}
 receivers:
   otlp: {protocols: {grpc: {endpoint: "127.0.0.1:%d"}, http: {endpoint: "127.0.0.1:%d"}}}
-  file_log: {include: [%q], exclude: []}
+  container_log: {include: [%q], exclude: []}
 processors:
   k8s_attributes: {auth_type: kubeConfig, wait_for_metadata: true, wait_for_metadata_timeout: 30s}
   batch: {timeout: 100ms}

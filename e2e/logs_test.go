@@ -106,7 +106,7 @@ extensions:
   file_storage:
     directory: %s
 receivers:
-  file_log:
+  container_log:
     poll_interval: 100ms
 exporters:
   otlp_grpc:

@@ -101,7 +101,7 @@ receivers:
         endpoint: 127.0.0.1:%d
   prometheus_remote_write:
     endpoint: 127.0.0.1:%d
-  file_log:
+  container_log:
     poll_interval: 100ms
 exporters:
   prometheus:
@@ -360,6 +360,6 @@ func acceptedByAgent(text string) [4]float64 {
 		metricSum(text, "otelcol_receiver_accepted_spans", map[string]string{"receiver": "otlp"}),
 		metricSum(text, "otelcol_receiver_accepted_metric_points", map[string]string{"receiver": "otlp"}),
 		metricSum(text, "otelcol_receiver_accepted_log_records", map[string]string{"receiver": "otlp"}),
-		metricSum(text, "otelcol_receiver_accepted_log_records", map[string]string{"receiver": "file_log"}),
+		metricSum(text, "otelcol_receiver_accepted_log_records", map[string]string{"receiver": "container_log"}),
 	}
 }

@@ -52,6 +52,8 @@ type logReceiver struct {
 	gen     uint64
 	open    int
 
+	lastListWarn time.Time
+
 	buf     []byte // one read
 	scratch []byte // Docker's unescaped content
 	batch   *batch
@@ -230,6 +232,7 @@ func (r *logReceiver) poll(ctx context.Context) {
 func (r *logReceiver) match() []string {
 	var out []string
 	seen := map[string]bool{}
+	r.checkListable()
 	for _, g := range r.cfg.Include {
 		paths, _ := filepath.Glob(g) // the pattern was checked by Validate
 		for _, p := range paths {
@@ -243,6 +246,45 @@ func (r *logReceiver) match() []string {
 		}
 	}
 	return out
+}
+
+// checkListable warns, at the first poll and every five minutes after,
+// when the directory an include glob starts from cannot be listed: a glob
+// matches nothing there, silently, and no log would ever be read. The
+// usual cause is an agent running as a user the runtime's files do not
+// let in (/var/log/pods is root 0750 on containerd).
+func (r *logReceiver) checkListable() {
+	if !r.lastListWarn.IsZero() && time.Since(r.lastListWarn) < 5*time.Minute {
+		return
+	}
+	for _, g := range r.cfg.Include {
+		dir := g
+		if i := strings.IndexAny(g, "*?[\\"); i >= 0 {
+			dir = filepath.Dir(g[:i+1])
+		}
+		f, err := os.Open(dir)
+		if err == nil {
+			_, err = f.Readdirnames(1)
+			_ = f.Close()
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.lastListWarn = time.Now()
+			r.set.Logger.Warn("Cannot list the directory of an include glob: no log there will be read",
+				zap.String("include", g), zap.String("directory", dir), zap.Int("uid", os.Getuid()),
+				zap.Ints("groups", groups()), zap.Error(err))
+		}
+	}
+	if r.lastListWarn.IsZero() {
+		r.lastListWarn = time.Now() // checked: look again in five minutes
+	}
+}
+
+func groups() []int {
+	g, _ := os.Getgroups()
+	return g
 }
 
 func (r *logReceiver) excluded(p string) bool {

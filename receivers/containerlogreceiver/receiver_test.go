@@ -22,6 +22,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/metadata"
 )
@@ -290,4 +292,27 @@ func TestDockerJSONFileAndJSONBodies(t *testing.T) {
 	order, ok := rec.Attributes().Get("order")
 	require.True(t, ok)
 	require.Equal(t, int64(42), order.Int())
+}
+
+// A directory the agent cannot list is named in a warning: the glob alone
+// would match nothing, silently.
+func TestWarnsWhenTheLogDirectoryCannotBeListed(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "var", "log", "pods")
+	require.NoError(t, os.MkdirAll(filepath.Dir(dir), 0o755))
+	if os.Geteuid() == 0 {
+		// Root lists any directory: something it cannot list either.
+		require.NoError(t, os.WriteFile(dir, nil, 0o644))
+	} else {
+		require.NoError(t, os.Mkdir(dir, 0o300)) // no read permission
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.Logger = zap.New(core)
+	r, err := newReceiver(set, testConfig(root), &consumertest.LogsSink{})
+	require.NoError(t, err)
+	r.poll(context.Background())
+	require.Equal(t, 2, logs.FilterMessageSnippet("Cannot list the directory").Len(), "one per include glob: %v", logs.All())
+	require.Contains(t, fmt.Sprint(logs.All()[0].ContextMap()["directory"]), filepath.Join(root, "var", "log", "pods"))
 }

@@ -18,7 +18,7 @@ a forward connector then carries it on to enrichment, batching and export.
 {{- if .Values.agent.hostMetrics.enabled }}{{ $metricsIn = append $metricsIn "host_metrics" }}{{ end }}
 {{- if .Values.agent.kubeletMetrics.enabled }}{{ $metricsIn = append $metricsIn "kubelet_stats" }}{{ end }}
 {{- $logsIn := list "otlp" }}
-{{- if .Values.agent.logs.enabled }}{{ $logsIn = append $logsIn "file_log" }}{{ end }}
+{{- if .Values.agent.logs.enabled }}{{ $logsIn = append $logsIn "container_log" }}{{ end }}
 extensions:
   health_check:
     endpoint: {{ printf "%s:%d" $listen (int .Values.ports.health) | quote }}
@@ -44,28 +44,23 @@ receivers:
       http:
         endpoint: {{ printf "%s:%d" $listen (int .Values.ports.otlpHttp) | quote }}
   {{- if .Values.agent.logs.enabled }}
-  # Container logs of this node's pods: CRI and Docker JSON lines, CRI partial
-  # lines merged, namespace/pod/container from the path; offsets checkpointed.
-  file_log:
+  # Container logs of this node's pods (Vigil's container_log): CRI and
+  # Docker json-file lines, partial lines merged, rotation followed, the pod's
+  # identity from the path; offsets checkpointed once the pipeline took the
+  # lines.
+  container_log:
     include:
       - /var/log/pods/*/*/*.log
       - /var/log/pods/*/*/*.log.*
     exclude:
-      - /var/log/pods/*/*/*.gz
       # The agent's own output.
       - {{ printf "/var/log/pods/%s_%s-*/*/*" .Release.Namespace (include "vigil.agent.fullname" .) | quote }}
       {{- range .Values.agent.logs.exclude }}
       - {{ . | quote }}
       {{- end }}
     start_at: {{ .Values.agent.logs.startAt }}
-    include_file_path: true
-    preserve_trailing_whitespaces: true
     storage: file_storage
     max_log_size: {{ .Values.agent.logs.maxLogSize | quote }}
-    operators:
-      - type: container
-        id: container-parser
-        add_metadata_from_filepath: true
   {{- end }}
   {{- with .Values.agent.hostMetrics }}
   {{- if .enabled }}
@@ -165,13 +160,6 @@ processors:
       - sources:
           - from: connection
   {{- end }}
-  {{- if .Values.agent.logs.enabled }}
-  # Docker's JSON format keeps the line's newline in the body; CRI does not.
-  transform/trim-newline:
-    error_mode: ignore
-    log_statements:
-      - 'replace_pattern(log.body, "\\r?\\n$", "") where IsString(log.body)'
-  {{- end }}
   batch: {}
   {{- if .Values.alertsEndpoint.enabled }}
   # The red-flag series for scraping without the connector's service.name and
@@ -258,7 +246,7 @@ service:
       exporters: [redflag, forward/logs]
     logs:
       receivers: [forward/logs, redflag]
-      processors: {{ toJson (concat (ternary (list "transform/trim-newline") (list) .Values.agent.logs.enabled) $post) }}
+      processors: {{ toJson $post }}
       exporters: {{ toJson .Values.pipelines.logs }}
     {{- if $am }}
     logs/alerts:
