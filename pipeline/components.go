@@ -51,8 +51,11 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/vigilhq/vigil/connectors/redflagconnector"
+	// gRPC's "gzip" (the OTLP gRPC default) from klauspost/compress: the
+	// same format at a fraction of the standard library's CPU.
 	"github.com/vigilhq/vigil/exporters/alertmanagerexporter"
 	"github.com/vigilhq/vigil/extensions/statusextension"
+	_ "github.com/vigilhq/vigil/internal/grpcgzip"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor"
 	"github.com/vigilhq/vigil/receivers/containerlogreceiver"
 	"github.com/vigilhq/vigil/receivers/prometheusremotewritereceiver"
