@@ -89,17 +89,19 @@ func FuzzParseExposition(f *testing.F) {
 
 func TestResultLines(t *testing.T) {
 	r := Result{Workload: "T9", Sides: []SideResult{
-		{Side: Vigil, Samples: []Sample{{Rep: 1, ItemsPerS: 100, CPUPerM: 2, PeakRSSMiB: 10}, {Rep: 2, ItemsPerS: 300, CPUPerM: 4, PeakRSSMiB: 30}, {Rep: 3, ItemsPerS: 200, CPUPerM: 3, PeakRSSMiB: 20}}},
-		{Side: Peer, Samples: []Sample{{Rep: 1, ItemsPerS: 100, CPUPerM: 4, PeakRSSMiB: 40}, {Rep: 2, ItemsPerS: 100, CPUPerM: 4, PeakRSSMiB: 40}, {Rep: 3, ItemsPerS: 100, CPUPerM: 4, PeakRSSMiB: 40}}},
+		{Side: Vigil, Samples: []Sample{{Rep: 1, ItemsPerS: 100, CPUPerM: 2, PeakRSSMiB: 10, PeakAnonMiB: 5}, {Rep: 2, ItemsPerS: 300, CPUPerM: 4, PeakRSSMiB: 30, PeakAnonMiB: 7}, {Rep: 3, ItemsPerS: 200, CPUPerM: 3, PeakRSSMiB: 20, PeakAnonMiB: 6}}},
+		{Side: Peer, Samples: []Sample{{Rep: 1, ItemsPerS: 100, CPUPerM: 4, PeakRSSMiB: 40, PeakAnonMiB: 24}, {Rep: 2, ItemsPerS: 100, CPUPerM: 4, PeakRSSMiB: 40, PeakAnonMiB: 24}, {Rep: 3, ItemsPerS: 100, CPUPerM: 4, PeakRSSMiB: 40, PeakAnonMiB: 24}}},
 		{Side: VMAgent, NA: "no binary"},
 	}}
 	require.Equal(t, []string{
 		"RESULT T9 items_per_s vigil=200.0 peer=100.0 ratio=2.000",
 		"RESULT T9 cpu_s_per_million vigil=3 peer=4 ratio=0.750",
 		"RESULT T9 peak_rss_mib vigil=20 peer=40 ratio=0.500",
+		"RESULT T9 peak_anon_mib vigil=6 peer=24 ratio=0.250",
 		"RESULT T9-vmagent items_per_s vigil=200.0 peer=n/a ratio=n/a",
 		"RESULT T9-vmagent cpu_s_per_million vigil=3 peer=n/a ratio=n/a",
 		"RESULT T9-vmagent peak_rss_mib vigil=20 peer=n/a ratio=n/a",
+		"RESULT T9-vmagent peak_anon_mib vigil=6 peer=n/a ratio=n/a",
 	}, ResultLines(r))
 	var md bytes.Buffer
 	require.NoError(t, WriteMarkdown(&md, Meta{Reps: 3}, []Result{r}))
@@ -122,7 +124,7 @@ func binary(t *testing.T, env, dir, name string) string {
 	return out
 }
 
-var resultLine = regexp.MustCompile(`^RESULT (\S+) (items_per_s|cpu_s_per_million|peak_rss_mib) vigil=(\S+) peer=(\S+) ratio=(\S+)$`)
+var resultLine = regexp.MustCompile(`^RESULT (\S+) (items_per_s|cpu_s_per_million|peak_rss_mib|peak_anon_mib) vigil=(\S+) peer=(\S+) ratio=(\S+)$`)
 
 // TestHarnessRunsT1 runs T1 briefly, once per side, through the same code
 // make bench uses, and checks that both agents ran, moved spans to the sink,
@@ -152,7 +154,7 @@ func TestHarnessRunsT1(t *testing.T) {
 	t.Log(log.String())
 
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Len(t, lines, 3, out.String())
+	require.Len(t, lines, len(resultMetrics), out.String())
 	for _, l := range lines {
 		m := resultLine.FindStringSubmatch(l)
 		require.NotNil(t, m, "RESULT line %q", l)

@@ -49,9 +49,17 @@ func parseStatCPU(b []byte) (float64, error) {
 
 // procMem returns VmRSS and VmHWM (peak RSS) of a process in bytes.
 func procMem(pid int) (rss, hwm float64, err error) {
+	rss, hwm, _, err = procMemAnon(pid)
+	return rss, hwm, err
+}
+
+// procMemAnon also returns RssAnon: the resident memory that is the
+// process's own (heap, stacks), without the binary's file-backed pages,
+// which are most of an idle agent's RSS and say nothing about a workload.
+func procMemAnon(pid int) (rss, hwm, anon float64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -63,6 +71,8 @@ func procMem(pid int) (rss, hwm float64, err error) {
 			dst = &rss
 		case strings.HasPrefix(line, "VmHWM:"):
 			dst = &hwm
+		case strings.HasPrefix(line, "RssAnon:"):
+			dst = &anon
 		default:
 			continue
 		}
@@ -75,9 +85,9 @@ func procMem(pid int) (rss, hwm float64, err error) {
 		}
 	}
 	if rss == 0 && hwm == 0 {
-		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+		return 0, 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	return rss, hwm, sc.Err()
+	return rss, hwm, anon, sc.Err()
 }
 
 // cpuBusy returns the busy seconds of one CPU from /proc/stat: every state but

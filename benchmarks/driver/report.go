@@ -10,7 +10,7 @@ import (
 )
 
 // Metrics printed on RESULT lines, in order.
-var resultMetrics = []string{"items_per_s", "cpu_s_per_million", "peak_rss_mib"}
+var resultMetrics = []string{"items_per_s", "cpu_s_per_million", "peak_rss_mib", "peak_anon_mib"}
 
 func metricOf(s Sample, name string) float64 {
 	switch name {
@@ -22,6 +22,8 @@ func metricOf(s Sample, name string) float64 {
 		return s.PeakRSSMiB
 	case "median_rss_mib":
 		return s.MedianRSSMiB
+	case "peak_anon_mib":
+		return s.PeakAnonMiB
 	case "refused":
 		return s.Refused
 	case "dropped":
@@ -160,6 +162,7 @@ var tableMetrics = []struct{ key, label string }{
 	{"cpu_s_per_million", "CPU-s per million items"},
 	{"peak_rss_mib", "peak RSS (MiB)"},
 	{"median_rss_mib", "median RSS (MiB)"},
+	{"peak_anon_mib", "peak anonymous RSS (MiB)"},
 	{"sink_items_per_s", "items/s at the sink"},
 	{"refused", "refused in window"},
 	{"dropped", "dropped in window"},
@@ -198,7 +201,7 @@ func WriteMarkdown(w io.Writer, m Meta, results []Result) error {
 	fmt.Fprintf(&b, "- method: sides run alternately (A B A B), %d repetitions each, %s; GOMAXPROCS=1 for the agent; priority: %s. "+
 		"Each run: start the agent, wait for its health check, start the load, warm up, then measure a window. "+
 		"items/s from the agent's own otelcol_receiver_accepted_* (metrics workloads: samples delivered to the remote-write sink, the unit every side shares); "+
-		"CPU from /proc/<pid>/stat utime+stime over the window; peak RSS is VmHWM, median RSS of VmRSS sampled every 500 ms. "+
+		"CPU from /proc/<pid>/stat utime+stime over the window; peak RSS is VmHWM, median RSS of VmRSS sampled every 500 ms, peak anonymous RSS the highest RssAnon of those samples (without the binary's file-backed pages). "+
 		"Figures are median [min–max] over the repetitions; ratios are Vigil/peer per paired repetition.\n", m.Reps, m.Pinned, m.Priority)
 	fmt.Fprintf(&b, "- machine load (1/5/15 min load average): before %s, after %s\n", m.LoadBefore, m.LoadAfter)
 	for _, g := range m.GenCheck {

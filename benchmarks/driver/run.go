@@ -58,6 +58,8 @@ type Sample struct {
 	CPUPerM      float64 `json:"cpu_s_per_million"`
 	PeakRSSMiB   float64 `json:"peak_rss_mib"`
 	MedianRSSMiB float64 `json:"median_rss_mib"`
+	// PeakAnonMiB is the highest RssAnon of the 500 ms samples.
+	PeakAnonMiB float64 `json:"peak_anon_mib"`
 	// Refused, Dropped and Evicted are the agent's own counts in the window.
 	Refused float64 `json:"refused"`
 	Dropped float64 `json:"dropped"`
@@ -220,8 +222,8 @@ func Run(ctx context.Context, opts Options, w Workload) (Result, error) {
 				continue
 			}
 			sr.Samples = append(sr.Samples, smp)
-			logf(opts.Log, "%s %-7s rep %d: %8.0f %s/s  %6.2f CPU-s/M  peak %6.0f MiB  median %6.0f MiB  refused %.0f dropped %.0f evicted %.0f  other CPU on cpu%d %.2fs (%.0f%%)  load cpu%d %.0f%% busy (harness %.0f%%)  sink %.0f/s  gen errors %d",
-				w.Name, s, rep, smp.ItemsPerS, res.Unit, smp.CPUPerM, smp.PeakRSSMiB, smp.MedianRSSMiB, smp.Refused, smp.Dropped, smp.Evicted,
+			logf(opts.Log, "%s %-7s rep %d: %8.0f %s/s  %6.2f CPU-s/M  peak %6.0f MiB  median %6.0f MiB  anon %6.0f MiB  refused %.0f dropped %.0f evicted %.0f  other CPU on cpu%d %.2fs (%.0f%%)  load cpu%d %.0f%% busy (harness %.0f%%)  sink %.0f/s  gen errors %d",
+				w.Name, s, rep, smp.ItemsPerS, res.Unit, smp.CPUPerM, smp.PeakRSSMiB, smp.MedianRSSMiB, smp.PeakAnonMiB, smp.Refused, smp.Dropped, smp.Evicted,
 				opts.AgentCPU, smp.OtherCPUS, smp.OtherCPUPct, opts.LoadCPU, smp.LoadCPUPct, smp.HarnessCPUPct, smp.SinkPerS, smp.GenErrors)
 		}
 	}
@@ -601,11 +603,12 @@ func runOnce(ctx context.Context, opts Options, w Workload, l *load, side string
 	var rss []float64
 	end := s0.at.Add(w.Window)
 	for time.Now().Before(end) {
-		r, _, err := procMem(a.pid())
+		r, _, anon, err := procMemAnon(a.pid())
 		if err != nil {
 			return smp, fmt.Errorf("agent gone during the window: %w\n%s", err, a.logTail())
 		}
 		rss = append(rss, r)
+		smp.PeakAnonMiB = max(smp.PeakAnonMiB, anon/(1<<20))
 		if err := sleep(ctx, min(500*time.Millisecond, time.Until(end)), a); err != nil {
 			return smp, err
 		}

@@ -91,6 +91,8 @@ func Workloads() []Workload {
 			Kind: Metrics, Sides: []string{Vigil, Peer, VMAgent}, Series: 100_000, Targets: 10, Interval: 10 * time.Second},
 		{Name: "L1", Dir: "L1", Doc: "container log files (CRI, 1 KB JSON lines, JSON parsed) -> OTLP, writer at 60k lines/s",
 			Kind: Logs, Sides: two, LogRate: 60_000, LineBytes: 1024, Warmup: 5 * time.Second, Window: 15 * time.Second},
+		{Name: "L1-20k", Dir: "L1", Doc: "L1 at 20k lines/s, which both agents keep up with: memory at the same input rate",
+			Kind: Logs, Sides: two, LogRate: 20_000, LineBytes: 1024, Warmup: 5 * time.Second, Window: 15 * time.Second},
 		{Name: "L1-raw", Dir: "L1-raw", Doc: "L1 without JSON parsing, writer at 160k lines/s",
 			Kind: Logs, Sides: two, LogRate: 160_000, LineBytes: 1024, Warmup: 5 * time.Second, Window: 15 * time.Second},
 	}
