@@ -41,6 +41,7 @@ type reader struct {
 	streams    [3]streamState
 	lastData   time.Time
 	gen        uint64 // the poll that last found it at a matched path
+	unmatched  int    // polls since then, while read to its end
 }
 
 // streamState holds a stream's record in progress: CRI/Docker partial
@@ -84,7 +85,8 @@ func (r *reader) updateSafe(end int64) {
 
 // reset forgets what was read: the file was truncated.
 func (r *reader) reset() {
-	r.offset, r.safe, r.acked = 0, 0, 0
+	// acked -1: the next commit writes the new offset, whatever it is.
+	r.offset, r.safe, r.acked = 0, 0, -1
 	r.carry, r.long = r.carry[:0], false
 	r.fp = r.fp[:0]
 	for i := range r.streams {

@@ -53,6 +53,7 @@ type logReceiver struct {
 	open    int
 
 	lastListWarn time.Time
+	resumed      bool // checkpoints were found at start
 
 	buf     []byte // one read
 	scratch []byte // Docker's unescaped content
@@ -126,6 +127,7 @@ func (r *logReceiver) Start(ctx context.Context, host component.Host) error {
 		for _, cp := range cps {
 			r.known[cp.key] = cp
 		}
+		r.resumed = raw != nil
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -188,26 +190,35 @@ func (r *logReceiver) poll(ctx context.Context) {
 		}
 		key := fileKey{dev: uint64(st.Dev), ino: st.Ino} //nolint:unconvert // Dev is uint32 on some platforms
 		rd := r.readers[key]
+		if rd != nil && rd.f == nil && !r.sameFile(rd, path) {
+			// A closed reader's file was deleted and its inode given to
+			// a new one: that is a new file.
+			r.forget(rd)
+			rd = nil
+		}
 		if rd == nil {
 			rd = r.discover(key, path, fi.Size(), first)
 			if rd == nil {
 				continue
 			}
 		} else if rd.path != path {
-			if !strings.HasSuffix(rd.path, ".log") || !strings.HasPrefix(path, rd.path) {
-				r.set.Logger.Debug("File renamed", zap.String("from", rd.path), zap.String("to", path))
-			}
+			r.set.Logger.Debug("File renamed", zap.String("from", rd.path), zap.String("to", path))
 			r.tel.rotated.Add(1)
 			rd.path = path
+			rd.pod, _ = parse.ParsePodPath(path)
 		}
 		if fi.Size() < rd.offset {
 			r.set.Logger.Info("File truncated; reading it again from the start", zap.String("path", path),
 				zap.Int64("offset", rd.offset), zap.Int64("size", fi.Size()))
 			r.tel.truncated.Add(1)
+			// What was in progress before the cut is sent, not lost.
+			for i := range rd.streams {
+				r.flushStream(rd, parse.Stream(i), rd.offset)
+			}
 			rd.reset()
 		}
 		rd.size = fi.Size()
-		rd.gen = r.gen
+		rd.gen, rd.unmatched = r.gen, 0
 	}
 	// Checkpoints of files not found at the first poll are of files gone
 	// while the agent was down.
@@ -218,13 +229,50 @@ func (r *logReceiver) poll(ctx context.Context) {
 			return
 		}
 		r.drain(ctx, rd)
-		if rd.gen != r.gen && rd.offset >= rd.size {
+		if rd.gen != r.gen && rd.offset >= rd.size && r.gone(rd) {
 			r.forget(rd)
 		}
 	}
 	r.flushIdle()
 	r.send(ctx)
 	r.closeIdle()
+}
+
+// gone reports whether a file no glob named this poll is gone for good:
+// deleted (no link left), or unnamed for several polls. A rename that
+// happens between a glob's listing and the stat of its path makes a file
+// unnamed for one poll; forgetting it then would read it again from its
+// beginning when the next poll finds it under its new name.
+func (r *logReceiver) gone(rd *reader) bool {
+	rd.unmatched++
+	if rd.f != nil {
+		if fi, err := rd.f.Stat(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+				return true
+			}
+		}
+	}
+	return rd.unmatched > unmatchedPolls
+}
+
+// unmatchedPolls is how many polls a file that still exists may go unnamed
+// by the globs before it is forgotten.
+const unmatchedPolls = 5
+
+// sameFile reports whether path holds the file rd was reading when it was
+// closed: its first bytes are the same.
+func (r *logReceiver) sameFile(rd *reader, path string) bool {
+	if len(rd.fp) == 0 {
+		return true
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return true // gone since the stat: drain finds out
+	}
+	defer f.Close()
+	buf := make([]byte, len(rd.fp))
+	n, _ := f.ReadAt(buf, 0)
+	return bytes.Equal(buf[:n], rd.fp)
 }
 
 // match lists the files the globs name, excluded and compressed ones left
@@ -309,7 +357,10 @@ func (r *logReceiver) discover(key fileKey, path string, size int64, first bool)
 	if cp, ok := r.known[key]; ok && matchesFingerprint(rd.fp, cp.fp) && cp.offset <= size {
 		rd.offset, rd.safe, rd.acked = cp.offset, cp.offset, cp.offset
 		delete(r.known, key)
-	} else if first && r.cfg.StartAt == "end" {
+	} else if first && r.cfg.StartAt == "end" && !r.resumed {
+		// start_at applies to a first start only: after a restart, a
+		// file without a checkpoint is one that appeared while the agent
+		// was down, and is read from its beginning.
 		rd.offset, rd.safe, rd.acked = size, size, size
 	}
 	r.readers[key] = rd
@@ -326,8 +377,12 @@ func (r *logReceiver) openFile(rd *reader) bool {
 		return false
 	}
 	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return false
+	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if err != nil || !ok || (fileKey{dev: uint64(st.Dev), ino: st.Ino}) != rd.key { //nolint:unconvert
+	if !ok || (fileKey{dev: uint64(st.Dev), ino: st.Ino}) != rd.key { //nolint:unconvert
 		_ = f.Close()
 		return false
 	}
@@ -380,9 +435,12 @@ func (r *logReceiver) order() []*reader {
 func (r *logReceiver) drain(ctx context.Context, rd *reader) {
 	if rd.f == nil && !r.openFile(rd) {
 		if rd.gen != r.gen {
-			// Gone before it was read to its end.
-			r.tel.removed.Add(1)
+			if rd.offset < rd.size {
+				// Gone before it was read to its end.
+				r.tel.removed.Add(1)
+			}
 			rd.size = rd.offset
+			rd.unmatched = unmatchedPolls // nothing left to wait for
 		}
 		return
 	}
@@ -554,6 +612,13 @@ func (r *logReceiver) settle(rd *reader, end int64) {
 func (r *logReceiver) record(rd *reader, stream parse.Stream, t int64, content []byte, start int64) {
 	s := &rd.streams[stream]
 	if s.joiner == nil {
+		r.emit(rd, stream, t, content)
+		return
+	}
+	if len(content) > int(r.cfg.MaxLogSize) {
+		// Longer than a joined record may be: the record before it is
+		// sent, and it goes on its own, in pieces.
+		r.flushStream(rd, stream, start)
 		r.emit(rd, stream, t, content)
 		return
 	}

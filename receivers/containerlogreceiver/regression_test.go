@@ -1,0 +1,170 @@
+package containerlogreceiver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/metadata"
+)
+
+// Found in review (each failed before its fix).
+
+func newR(t *testing.T, cfg *Config, sink *consumertest.LogsSink) *logReceiver {
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	return r
+}
+
+// With multiline on, a line longer than max_log_size arrives whole, in
+// pieces (the joiner would cut it).
+func TestMultilineKeepsLongLinesWhole(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(podDir(t, root, "ns", "p", "u", "c"), "0.log")
+	long := strings.Repeat("x", 10<<10)
+	appendFile(t, path, criLine("stdout", "F", long)+criLine("stdout", "F", "next"))
+	cfg := testConfig(root)
+	cfg.MaxLogSize = 4 << 10
+	cfg.Multiline.LineStartPattern = "^[a-z]"
+	sink := &consumertest.LogsSink{}
+	r := newR(t, cfg, sink)
+	r.poll(context.Background())
+	for _, rd := range r.readers {
+		r.forget(rd)
+	}
+	r.send(context.Background())
+	got, _ := bodies(sink)
+	total := 0
+	for _, g := range got {
+		total += len(g)
+	}
+	require.Equal(t, len(long)+len("next"), total, "every byte of the long line arrives")
+	require.Equal(t, "next", got[len(got)-1])
+	require.Positive(t, r.tel.split.Load())
+}
+
+// A file renamed between a poll's listing and its stat is not forgotten
+// and read again from its start under its new name.
+func TestRenameBetweenListingAndStatIsNotReadAgain(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(podDir(t, root, "ns", "p", "u", "c"), "0.log")
+	for i := range 100 {
+		appendFile(t, path, criLine("stdout", "F", fmt.Sprint("l", i)))
+	}
+	cfg := testConfig(root)
+	sink := &consumertest.LogsSink{}
+	r := newR(t, cfg, sink)
+	ctx := context.Background()
+	r.poll(ctx)
+	require.NoError(t, os.Rename(path, path+".20261207-100000"))
+	inc := cfg.Include
+	cfg.Include = inc[:1] // this poll's listing saw the directory before the rename
+	r.poll(ctx)
+	cfg.Include = inc
+	r.poll(ctx)
+	got, _ := bodies(sink)
+	require.Len(t, got, 100, "each line once")
+}
+
+// start_at: end applies to the first start: after a restart, a file that
+// appeared while the agent was down is read from its beginning.
+func TestStartAtEndAppliesToTheFirstStartOnly(t *testing.T) {
+	root := t.TempDir()
+	dir := podDir(t, root, "ns", "p", "u", "c")
+	appendFile(t, filepath.Join(dir, "0.log"), criLine("stdout", "F", "old"))
+	st := &memStorage{kv: map[string][]byte{}}
+	cfg := testConfig(root)
+	cfg.StartAt = "end"
+	sink := &consumertest.LogsSink{}
+	r := start(t, cfg, sink, st)
+	time.Sleep(200 * time.Millisecond)
+	appendFile(t, filepath.Join(dir, "0.log"), criLine("stdout", "F", "seen"))
+	waitBodies(t, sink, 1)
+	require.NoError(t, r.Shutdown(context.Background()))
+	// down: the container restarts, writes 1.log
+	appendFile(t, filepath.Join(dir, "1.log"), criLine("stdout", "F", "while down"))
+	appendFile(t, filepath.Join(dir, "0.log"), criLine("stdout", "F", "old while down"))
+	cfg2 := testConfig(root)
+	cfg2.StartAt = "end"
+	sink2 := &consumertest.LogsSink{}
+	r2 := start(t, cfg2, sink2, st)
+	defer func() { require.NoError(t, r2.Shutdown(context.Background())) }()
+	got := waitBodies(t, sink2, 2)
+	require.ElementsMatch(t, []string{"while down", "old while down"}, got, "a file that appeared while the agent was down is read from its start")
+}
+
+// A closed reader's file deleted and its inode given to a new file: the
+// new file is read from its start with its own pod identity.
+func TestReusedInodeIsANewFile(t *testing.T) {
+	root := t.TempDir()
+	a := filepath.Join(podDir(t, root, "nsa", "poda", "ua", "c"), "0.log")
+	var sb strings.Builder
+	for i := range 50 {
+		sb.WriteString(criLine("stdout", "F", fmt.Sprint("a", i)))
+	}
+	appendFile(t, a, sb.String())
+	cfg := testConfig(root)
+	cfg.MaxOpenFiles = 1
+	sink := &consumertest.LogsSink{}
+	r := newR(t, cfg, sink)
+	ctx := context.Background()
+	// a second file so that a's descriptor is closed
+	bpath := filepath.Join(podDir(t, root, "nsz", "podz", "uz", "c"), "0.log")
+	appendFile(t, bpath, criLine("stdout", "F", "z"))
+	r.poll(ctx)
+	var ino uint64
+	fi, _ := os.Stat(a)
+	ino = fi.Sys().(*syscall.Stat_t).Ino
+	for _, rd := range r.readers {
+		if rd.path == a {
+			r.closeFile(rd)
+		}
+	}
+	require.NoError(t, os.Remove(a))
+	var sb2 strings.Builder
+	for i := range 200 {
+		sb2.WriteString(criLine("stdout", "F", fmt.Sprint("b", i)))
+	}
+	// new file in another pod
+	var c string
+	for i := range 50 {
+		c = filepath.Join(filepath.Dir(a), fmt.Sprint(i+1, ".log"))
+		if i%2 == 1 {
+			c = filepath.Join(podDir(t, root, "nsb", fmt.Sprint("podb", i), "ub", "c"), "0.log")
+		}
+		appendFile(t, c, sb2.String())
+		fi, _ := os.Stat(c)
+		if fi.Sys().(*syscall.Stat_t).Ino == ino {
+			break
+		}
+		require.NoError(t, os.Remove(c))
+		c = ""
+	}
+	if c == "" {
+		t.Skip("no inode reuse here")
+	}
+	n0 := 0
+	{
+		g, _ := bodies(sink)
+		n0 = len(g)
+	}
+	r.poll(ctx)
+	g, _ := bodies(sink)
+	var ns string
+	for _, ld := range sink.AllLogs()[1:] {
+		v, _ := ld.ResourceLogs().At(0).Resource().Attributes().Get("k8s.container.restart_count")
+		ns = v.AsString()
+	}
+	require.Equal(t, 200, len(g)-n0, "the new file is read whole")
+	require.Equal(t, "b0", g[n0])
+	require.NotEqual(t, "", ns)
+}
