@@ -144,7 +144,10 @@ func TestLedger(t *testing.T) {
 		}
 		start := time.Now()
 		assert.Equal(t, 200, te.request(t, "gateway", "POST /api/transfers", "l1"))
-		assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+		// toxiproxy's latency toxic counts its delay from when a chunk
+		// reached it, so the request may come back a little under the
+		// 300 ms (298 ms seen); without the toxic it takes a few ms.
+		assert.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond)
 		require.NoError(t, undo(ctx))
 		for _, r := range te.c.replicas("balances") {
 			p, err := te.e.tp.proxy(ctx, r.proxy)
