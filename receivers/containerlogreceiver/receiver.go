@@ -53,7 +53,8 @@ type logReceiver struct {
 	open    int
 
 	lastListWarn time.Time
-	resumed      bool // checkpoints were found at start
+	observed     pcommon.Timestamp // when the current read was made
+	resumed      bool              // checkpoints were found at start
 
 	buf     []byte // one read
 	scratch []byte // Docker's unescaped content
@@ -446,6 +447,8 @@ func (r *logReceiver) drain(ctx context.Context, rd *reader) {
 	}
 	for ctx.Err() == nil {
 		n, err := rd.f.ReadAt(r.buf, rd.offset)
+		// One observed time per read, not per line.
+		r.observed = pcommon.NewTimestampFromTime(time.Now())
 		if n > 0 {
 			r.tel.bytes.Add(int64(n))
 			rd.lastData = time.Now()
@@ -679,8 +682,7 @@ func (r *logReceiver) add(rd *reader, stream parse.Stream, t int64, body []byte)
 		r.batch = newBatch()
 	}
 	rec := r.batch.record(rd)
-	now := pcommon.NewTimestampFromTime(time.Now())
-	rec.SetObservedTimestamp(now)
+	rec.SetObservedTimestamp(r.observed)
 	if t > 0 {
 		rec.SetTimestamp(pcommon.Timestamp(t))
 	}
@@ -694,6 +696,7 @@ func (r *logReceiver) add(rd *reader, stream parse.Stream, t int64, body []byte)
 		}
 	}
 	// After the body's own keys: the file's say where the line came from.
+	rec.Attributes().EnsureCapacity(rec.Attributes().Len() + 2)
 	if stream != 0 {
 		rec.Attributes().PutStr("log.iostream", stream.String())
 	}
