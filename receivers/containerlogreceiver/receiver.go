@@ -773,12 +773,11 @@ func (r *logReceiver) commit(ctx context.Context, _ *batch) {
 	if !changed || r.storage == nil {
 		return
 	}
-	cps := make([]checkpoint, 0, len(r.readers)+len(r.known))
+	// Every file's checkpoint is a reader's: r.known is emptied by the
+	// first poll, before anything is committed.
+	cps := make([]checkpoint, 0, len(r.readers))
 	for _, rd := range r.readers {
 		cps = append(cps, checkpoint{key: rd.key, offset: rd.acked, fp: rd.fp})
-	}
-	for _, cp := range r.known {
-		cps = append(cps, cp) // not seen yet since the restart
 	}
 	if err := r.storage.Set(ctx, checkpointKey, encodeCheckpoints(cps)); err != nil {
 		r.set.Logger.Warn("Cannot save the checkpoints", zap.Error(err))
