@@ -29,7 +29,14 @@ func TestLedger(t *testing.T) {
 		require.Equal(t, 200, te.request(t, "gateway", "POST /api/transfers", "t"+strconv.Itoa(i)))
 		require.Equal(t, 200, te.request(t, "gateway", "GET /api/accounts/{id}", "a"+strconv.Itoa(i)))
 	}
-	all := waitSpans(t, te.sink, "fx spans", func(s []span) bool { return len(find(s, "fx", "ledger.v1.FX/Convert", ptrace.SpanKindServer)) >= 12 })
+	// Each service exports its spans in its own batches, so wait for every
+	// span the checks below read, not only for the last hop's.
+	all := waitSpans(t, te.sink, "the requests' spans", func(s []span) bool {
+		return len(find(s, "fx", "ledger.v1.FX/Convert", ptrace.SpanKindServer)) >= 12 &&
+			len(find(s, "accounts", "ledger.v1.Postings/Post", ptrace.SpanKindClient)) >= 6 &&
+			len(find(s, "gateway", "POST /api/transfers", ptrace.SpanKindServer)) >= 6 &&
+			len(find(s, "postings", "ledger.v1.Postings/Post", ptrace.SpanKindServer)) >= 6
+	})
 
 	t.Run("http server span has the route", func(t *testing.T) {
 		s := find(all, "gateway", "POST /api/transfers", ptrace.SpanKindServer)
@@ -53,12 +60,14 @@ func TestLedger(t *testing.T) {
 	t.Run("resource attributes", func(t *testing.T) {
 		for _, svc := range []string{"postings", "accounts"} {
 			var res pcommon.Map
+			found := false
 			for _, sp := range all {
 				if sp.service == svc {
-					res = sp.res
+					res, found = sp.res, true
 					break
 				}
 			}
+			require.True(t, found, "no span from %s", svc)
 			ns, _ := res.Get("k8s.namespace.name")
 			assert.Equal(t, "ledger", ns.AsString())
 			pod, _ := res.Get("k8s.pod.name")
@@ -94,7 +103,8 @@ func TestLedger(t *testing.T) {
 			assert.Equal(t, 503, te.request(t, "gateway", "POST /api/transfers", "u"+strconv.Itoa(i)))
 		}
 		all := waitSpans(t, te.sink, "failed balances spans", func(s []span) bool {
-			return len(failed(since(find(s, "balances", "ledger.v1.Balances/Apply", ptrace.SpanKindServer), from))) >= 3
+			return len(failed(since(find(s, "balances", "ledger.v1.Balances/Apply", ptrace.SpanKindServer), from))) >= 3 &&
+				len(since(find(s, "rates", "ledger.v1.FX/Convert", ptrace.SpanKindClient), from)) >= 3
 		})
 		for _, sp := range since(find(all, "rates", "ledger.v1.FX/Convert", ptrace.SpanKindClient), from) {
 			_, ok := sp.attr("server.address")
