@@ -163,6 +163,7 @@ check-chart-docs: $(HELMDOCS_BIN)
 
 lint: check-generated check-chart-docs
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(git ls-files -z | xargs -0 grep -l -m1 -P '\A\x7fELF' 2>/dev/null); if [ -n "$$out" ]; then echo "compiled binaries in the tree:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd benchmarks/peer && $(GO) vet .
 
