@@ -90,6 +90,8 @@ func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPat
 	switch side := e.side(ed); {
 	case side == sideBetween && e.callerStarved(g, ed.caller):
 		return []string{ed.caller}
+	case side == sideBetween && !ed.failing() && e.selfGrew(ed.caller):
+		return []string{ed.caller}
 	case side == sideBetween && !ed.failing():
 		return []string{ed.callee}
 	case side == sideUnseen && !ed.failing() && e.callerStarved(g, ed.caller):
@@ -148,6 +150,17 @@ func (e *Engine) callerStarved(g *graph, caller string) bool {
 		}
 	}
 	return len(between) >= 2
+}
+
+// selfGrew reports whether the time a service's requests spend in its own
+// code grew beyond chance. It decides a slow call (not a failing one: retry
+// backoffs grow a caller's own time too) to a callee fine on its own side:
+// a caller whose own code got slower as well is starved, and its calls are
+// slow on its side; one whose own code did not change waits on the
+// callee's slow links.
+func (e *Engine) selfGrew(caller string) bool {
+	s, ok := e.services[caller]
+	return ok && s.ev.selfGrew
 }
 
 // isOrigin: a node with anomalous edges into it whose trouble is its own:

@@ -163,6 +163,9 @@ type slowResult struct {
 	recentP90  float64
 	n, k       float64 // recent calls, and how many reached the bar
 	baseWeight float64
+	// tailBase is how often normal calls reach the tail's bar (the
+	// baseline's share, smoothed towards the prior while it is young).
+	tailBase float64
 }
 
 // judgeSlow tests whether recent calls got slow against their baseline, in
@@ -198,7 +201,8 @@ func judgeSlow(recent *Hist, base *baseHist, cfg LatencyConfig, minInfo float64,
 	r.barMs = max(cfg.Factor*r.baseP90, r.baseP90+minDelta)
 	r.share = c.ShareAtLeast(r.barMs)
 	r.k = r.share * r.n
-	r.slow = r.k >= 3 && r.share >= cfg.MinShare && significant(r.k, r.n, p0(r.barMs, 0.02), minInfo)
+	r.tailBase = p0(r.barMs, 0.02)
+	r.slow = r.k >= 3 && r.share >= cfg.MinShare && significant(r.k, r.n, r.tailBase, minInfo)
 	if r.slow || surge {
 		return r
 	}

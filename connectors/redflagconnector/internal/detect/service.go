@@ -38,8 +38,13 @@ type serviceEval struct {
 	// slow: inbound latency far above its normal; selfSlow: the time
 	// requests spend in the service itself is.
 	slow, selfSlow bool
-	lat, selfLat   slowResult
-	ownShare       float64 // share of sampled failed requests with no failed child call; -1 unknown
+	// selfGrew: the time requests spend in the service itself reaches the
+	// tail's bar in far more of them than normally, if not in enough to be
+	// slow (see grew). Not alerted on: it tells which side of a slow call
+	// its extra time was spent on.
+	selfGrew     bool
+	lat, selfLat slowResult
+	ownShare     float64 // share of sampled failed requests with no failed child call; -1 unknown
 }
 
 func newService(name string, cfg Config) *service {
@@ -71,12 +76,17 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 	// (or half the median shift) holds: an origin must not flicker between
 	// evaluations.
 	was := ev.selfSlow
-	ev.selfLat, ev.selfSlow = judgeSelf(&s.self, bk, &s.baseSelf, cfg.LatencySpike, minInfo,
+	var self30 slowResult
+	ev.selfLat, self30 = judgeSelf(&s.self, bk, &s.baseSelf, cfg.LatencySpike, minInfo,
 		surging(&s.in, bk, 6, s.baseCalls), surging(&s.in, bk, 3, s.baseCalls))
+	ev.selfSlow = ev.selfLat.slow
 	if was && !ev.selfSlow && ev.selfLat.n > 0 && ev.selfLat.barMs > 0 {
 		ev.selfSlow = ev.selfLat.share >= cfg.LatencySpike.MinShare/2 ||
 			ev.selfLat.recentP50-ev.selfLat.baseP50 >= float64(cfg.LatencySpike.MinDelta.Milliseconds())/2
 	}
+	wasGrown := ev.selfGrew
+	ev.selfGrew = ev.selfSlow || grew(ev.selfLat, cfg.LatencySpike, minInfo, wasGrown) ||
+		grew(self30, cfg.LatencySpike, minInfo, wasGrown)
 	ev.ownShare = -1
 	if ev.w5.JoinedErr >= 5 {
 		ev.ownShare = ratio(ev.w5.OwnErrors, ev.w5.JoinedErr)
@@ -84,17 +94,32 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 }
 
 // judgeSelf runs the latency test on the exclusive time of the last minute
-// (or 30 s) of joined requests.
-func judgeSelf(r *histRing, bk int64, base *baseHist, cfg LatencyConfig, minInfo float64, surge1, surge30 bool) (slowResult, bool) {
-	h1 := r.sum(bk, 6)
-	res := judgeSlow(&h1, base, cfg, minInfo, surge1)
-	if !res.slow {
-		h30 := r.sum(bk, 3)
-		if r30 := judgeSlow(&h30, base, cfg, minInfo, surge30); r30.slow {
-			res = r30
-		}
+// (or 30 s, when that is slow) of joined requests; it returns the last 30 s
+// judged alone too.
+func judgeSelf(r *histRing, bk int64, base *baseHist, cfg LatencyConfig, minInfo float64, surge1, surge30 bool) (res, r30 slowResult) {
+	h1, h30 := r.sum(bk, 6), r.sum(bk, 3)
+	res = judgeSlow(&h1, base, cfg, minInfo, surge1)
+	r30 = judgeSlow(&h30, base, cfg, minInfo, surge30)
+	if !res.slow && r30.slow {
+		res = r30
 	}
-	return res, res.slow
+	return res, r30
+}
+
+// grew reports whether a latency's tail grew beyond chance without being
+// slow: at least a quarter of MinShare of the recent durations reach the
+// tail's bar, four times as often as normal ones do, significantly (once
+// grown, half that share keeps it). A CPU quota shows this way in a
+// service's own code: the process is stopped once its quota is spent, and
+// the requests in flight are delayed wherever they are, mostly in the calls
+// they wait on.
+func grew(r slowResult, cfg LatencyConfig, minInfo float64, was bool) bool {
+	need := cfg.MinShare / 4
+	if was {
+		need /= 2
+	}
+	return r.barMs > 0 && r.k >= 3 && r.share >= need && r.share >= 4*r.tailBase &&
+		significant(r.k, r.n, r.tailBase, minInfo)
 }
 
 // knownHealthy reports whether the service's own server spans show it
