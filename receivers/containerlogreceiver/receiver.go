@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cenkalti/backoff/v7"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -715,8 +716,12 @@ func (r *logReceiver) add(rd *reader, stream parse.Stream, t int64, body []byte)
 	}
 }
 
-// send hands the batch to the pipeline, again and again with backoff while
-// it refuses, and moves the offsets of its files once it is taken.
+// send hands the batch to the pipeline, again with exponential backoff
+// (retry_on_failure, jitter included) while it refuses, and moves the
+// offsets of its files once every record is taken. When the refusal names
+// the records that failed (consumererror.Logs), only those are sent again.
+// The receiver's accepted and refused counts are per record, once: refused
+// are the records given up on, not every attempt's.
 func (r *logReceiver) send(ctx context.Context) {
 	b := r.batch
 	if b == nil || b.n == 0 {
@@ -724,35 +729,61 @@ func (r *logReceiver) send(ctx context.Context) {
 		return
 	}
 	r.batch = nil
-	wait := r.cfg.RetryOnFailure.InitialInterval
+	rc := r.cfg.RetryOnFailure
+	bo := backoff.ExponentialBackOff{
+		InitialInterval:     rc.InitialInterval,
+		RandomizationFactor: rc.RandomizationFactor,
+		Multiplier:          rc.Multiplier,
+		MaxInterval:         rc.MaxInterval,
+	}
+	bo.Reset()
 	began := time.Now()
+	octx := r.obs.StartLogsOp(ctx)
+	logs, pending := b.logs, b.n
+	var err error
 	for {
-		octx := r.obs.StartLogsOp(ctx)
-		err := r.next.ConsumeLogs(octx, b.logs)
-		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, err)
-		if err == nil {
-			r.tel.delivered.Add(int64(b.n))
+		if err = r.next.ConsumeLogs(octx, logs); err == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			// Stopping: not checkpointed, read again after the restart.
+			r.obs.EndLogsOp(octx, metadata.Type.String(), b.n-pending, nil)
 			return
 		}
-		if consumererror.IsPermanent(err) ||
-			!r.cfg.RetryOnFailure.Enabled ||
-			(r.cfg.RetryOnFailure.MaxElapsedTime > 0 && time.Since(began) > r.cfg.RetryOnFailure.MaxElapsedTime) {
+		var failed consumererror.Logs
+		if errors.As(err, &failed) && failed.Data().LogRecordCount() > 0 {
+			logs, pending = failed.Data(), failed.Data().LogRecordCount()
+		}
+		wait := bo.NextBackOff()
+		if consumererror.IsPermanent(err) || !rc.Enabled || wait == backoff.Stop ||
+			(rc.MaxElapsedTime > 0 && time.Since(began)+wait > rc.MaxElapsedTime) {
 			r.set.Logger.Error("The pipeline refused a batch, and it is not sent again: its records are dropped",
-				zap.Int("records", b.n), zap.Bool("permanent", consumererror.IsPermanent(err)), zap.Error(err))
-			r.tel.dropped.Add(int64(b.n))
+				zap.Int("records", pending), zap.Bool("permanent", consumererror.IsPermanent(err)), zap.Error(err))
 			break
 		}
 		r.tel.retries.Add(1)
 		select {
 		case <-ctx.Done():
+			r.obs.EndLogsOp(octx, metadata.Type.String(), b.n-pending, nil)
 			return
 		case <-time.After(wait):
 		}
-		wait = min(time.Duration(float64(wait)*r.cfg.RetryOnFailure.Multiplier), r.cfg.RetryOnFailure.MaxInterval)
+	}
+	if err == nil {
+		pending = 0
+	}
+	r.tel.delivered.Add(int64(b.n - pending))
+	r.tel.dropped.Add(int64(pending))
+	switch pending {
+	case 0:
+		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, nil)
+	case b.n:
+		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, err)
+	default:
+		// Some were taken and the rest given up on: a second operation
+		// for the rest, so the refused count is theirs alone.
+		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n-pending, nil)
+		r.obs.EndLogsOp(r.obs.StartLogsOp(ctx), metadata.Type.String(), pending, err)
 	}
 	r.commit(ctx, b)
 }
