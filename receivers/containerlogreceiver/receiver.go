@@ -811,7 +811,12 @@ func (r *logReceiver) commit(ctx context.Context, _ *batch) {
 		cps = append(cps, checkpoint{key: rd.key, offset: rd.acked, fp: rd.fp})
 	}
 	if err := r.storage.Set(ctx, checkpointKey, encodeCheckpoints(cps)); err != nil {
-		r.set.Logger.Warn("Cannot save the checkpoints", zap.Error(err))
+		r.tel.checkpointErrors.Add(1)
+		r.set.Logger.Warn("Cannot save the checkpoints: a restart would read again what was sent since the last saved ones", zap.Error(err))
+		// Written again at the next commit.
+		for _, rd := range r.readers {
+			rd.acked = -1
+		}
 	}
 }
 

@@ -63,6 +63,8 @@ func testConfig(root string) *Config {
 type memStorage struct {
 	mu sync.Mutex
 	kv map[string][]byte
+	// failSets: that many writes fail (a full disk), then they succeed.
+	failSets int
 }
 
 func (m *memStorage) Start(context.Context, component.Host) error { return nil }
@@ -78,6 +80,10 @@ func (m *memStorage) Get(_ context.Context, k string) ([]byte, error) {
 func (m *memStorage) Set(_ context.Context, k string, v []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failSets > 0 {
+		m.failSets--
+		return errors.New("write /var/lib/vigil/storage: no space left on device")
+	}
 	m.kv[k] = append([]byte(nil), v...)
 	return nil
 }

@@ -133,3 +133,32 @@ func TestGivenUpRecordsAreRefusedOnce(t *testing.T) {
 	require.Eventually(t, func() bool { return counter(t, tel, "otelcol_receiver_accepted_log_records") == 1 }, time.Second, 10*time.Millisecond)
 	assert.Equal(t, int64(2), counter(t, tel, "otelcol_receiver_refused_log_records"))
 }
+
+// A checkpoint the storage cannot write is counted and written at the next
+// commit, though no offset moved since: the next restart resumes there.
+func TestFailedCheckpointWriteIsCountedAndWrittenAgain(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(podDir(t, root, "shop", "cart", "uid-1", "app"), "0.log")
+	appendFile(t, path, criLine("stdout", "F", "one")+criLine("stdout", "F", "two"))
+	st := &memStorage{kv: map[string][]byte{}, failSets: 1}
+	sink := &consumertest.LogsSink{}
+	r := start(t, testConfig(root), sink, st)
+	waitBodies(t, sink, 2)
+	require.Eventually(t, func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.kv[checkpointKey] != nil
+	}, 5*time.Second, 10*time.Millisecond, "the checkpoint is written again after a failed write")
+	assert.Equal(t, int64(1), r.tel.checkpointErrors.Load())
+	require.NoError(t, r.Shutdown(context.Background()))
+	cps, err := decodeCheckpoints(st.kv[checkpointKey])
+	require.NoError(t, err)
+	require.Len(t, cps, 1)
+	assert.Equal(t, int64(len(criLine("stdout", "F", "one")+criLine("stdout", "F", "two"))), cps[0].offset)
+
+	sink2 := &consumertest.LogsSink{}
+	r2 := start(t, testConfig(root), sink2, st)
+	appendFile(t, path, criLine("stdout", "F", "three"))
+	assert.Equal(t, []string{"three"}, waitBodies(t, sink2, 1))
+	require.NoError(t, r2.Shutdown(context.Background()))
+}

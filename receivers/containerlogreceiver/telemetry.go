@@ -15,7 +15,7 @@ import (
 type telemetry struct {
 	bytes, delivered, dropped, split, parseFailed, skipped atomic.Int64
 	rotated, truncated, removed                            atomic.Int64
-	retries                                                atomic.Int64
+	retries, checkpointErrors                              atomic.Int64
 }
 
 var (
@@ -61,6 +61,12 @@ func newTelemetry(tb *metadata.TelemetryBuilder, r *logReceiver) (*telemetry, er
 	if err == nil {
 		err = tb.RegisterReceiverContainerLogRetriesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(t.retries.Load())
+			return nil
+		})
+	}
+	if err == nil {
+		err = tb.RegisterReceiverContainerLogCheckpointErrorsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(t.checkpointErrors.Load())
 			return nil
 		})
 	}

@@ -25,15 +25,16 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                         metric.Meter
-	mu                            sync.Mutex
-	registrations                 []metric.Registration
-	ReceiverContainerLogBytes     metric.Int64ObservableCounter
-	ReceiverContainerLogFiles     metric.Int64ObservableGauge
-	ReceiverContainerLogLimits    metric.Int64ObservableGauge
-	ReceiverContainerLogLines     metric.Int64ObservableCounter
-	ReceiverContainerLogRetries   metric.Int64ObservableCounter
-	ReceiverContainerLogRotations metric.Int64ObservableCounter
+	meter                                metric.Meter
+	mu                                   sync.Mutex
+	registrations                        []metric.Registration
+	ReceiverContainerLogBytes            metric.Int64ObservableCounter
+	ReceiverContainerLogCheckpointErrors metric.Int64ObservableCounter
+	ReceiverContainerLogFiles            metric.Int64ObservableGauge
+	ReceiverContainerLogLimits           metric.Int64ObservableGauge
+	ReceiverContainerLogLines            metric.Int64ObservableCounter
+	ReceiverContainerLogRetries          metric.Int64ObservableCounter
+	ReceiverContainerLogRotations        metric.Int64ObservableCounter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -53,6 +54,21 @@ func (builder *TelemetryBuilder) RegisterReceiverContainerLogBytesCallback(cb me
 		cb(ctx, &observerInt64{inst: builder.ReceiverContainerLogBytes, obs: o})
 		return nil
 	}, builder.ReceiverContainerLogBytes)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverContainerLogCheckpointErrorsCallback sets callback for observable ReceiverContainerLogCheckpointErrors metric.
+func (builder *TelemetryBuilder) RegisterReceiverContainerLogCheckpointErrorsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverContainerLogCheckpointErrors, obs: o})
+		return nil
+	}, builder.ReceiverContainerLogCheckpointErrors)
 	if err != nil {
 		return err
 	}
@@ -169,6 +185,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_container_log_bytes",
 		metric.WithDescription("Bytes read from container log files. [Alpha]"),
 		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverContainerLogCheckpointErrors, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_container_log_checkpoint_errors",
+		metric.WithDescription("Checkpoint writes to the storage extension that failed. The offsets are written again at the next commit; until one succeeds, a restart reads again what was sent since the last checkpoint written. [Alpha]"),
+		metric.WithUnit("{write}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverContainerLogFiles, err = builder.meter.Int64ObservableGauge(
