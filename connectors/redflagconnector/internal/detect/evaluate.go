@@ -401,7 +401,7 @@ func (e *Engine) incidentAlerts(now time.Time, incs []*incident, out *[]Transiti
 		switch {
 		case inc.callerSide:
 			ann["cause"] = "caller-side slowness"
-			how = "slow on its own side: its calls to healthy dependencies all got slow, and so did the time its requests spend in its own code"
+			how = "slow on its own side: its calls to dependencies that answer as fast as ever got slow, and the time its requests spend in its own code grew"
 		case !inc.failing:
 			ann["cause"] = "latency"
 			how = "slow on its own (its own calls are healthy)"

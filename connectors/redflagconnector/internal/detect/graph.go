@@ -16,8 +16,9 @@ type incident struct {
 	affected map[string]int // upstream nodes -> distance from the origin
 	spread   bool           // the failure reaches a caller's own requests
 	failing  bool           // some edge into the origin fails (not only slow)
-	// callerSide: the origin is a caller whose own calls all got slow while
-	// its callees answered normally (CPU starvation, its own network).
+	// callerSide: the origin is a caller whose calls got slow on its own
+	// side while its callees answered normally (CPU starvation, its own
+	// network).
 	callerSide bool
 	trace      [16]byte
 }
@@ -68,8 +69,10 @@ func (e *Engine) buildGraph() *graph {
 // they answer as before (or the callee has none to tell, a database), the
 // calls went wrong on the caller's side or on the network between: the
 // caller is the origin when it is starved itself (the time its requests
-// spend in its own code grew, or its calls to several callees that are fine
-// on their side all went wrong: CPU starvation, its own network). A starved
+// spend in its own code got slow, or its calls to several callees that are
+// fine on their side all went wrong: CPU starvation, its own network); for
+// calls that are only slow, with no more failures than normal, its own time
+// need only have grown beyond chance (see selfGrew). A starved
 // caller's calls may even time out, at its own deadlines, against a callee
 // that answered them all in time. Otherwise a slow edge to a callee fine on
 // its side names the callee (its links are slow), and the rest lead into
@@ -90,7 +93,7 @@ func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPat
 	switch side := e.side(ed); {
 	case side == sideBetween && e.callerStarved(g, ed.caller):
 		return []string{ed.caller}
-	case side == sideBetween && !ed.failing() && e.selfGrew(ed.caller):
+	case side == sideBetween && !ed.failing() && ed.ev.err1 < ed.ev.thr/2 && e.selfGrew(ed.caller):
 		return []string{ed.caller}
 	case side == sideBetween && !ed.failing():
 		return []string{ed.callee}
@@ -153,8 +156,9 @@ func (e *Engine) callerStarved(g *graph, caller string) bool {
 }
 
 // selfGrew reports whether the time a service's requests spend in its own
-// code grew beyond chance. It decides a slow call (not a failing one: retry
-// backoffs grow a caller's own time too) to a callee fine on its own side:
+// code grew beyond chance. It decides a slow call (not a failing one, nor
+// one failing more than normal: retry backoffs grow a caller's own time
+// too) to a callee fine on its own side:
 // a caller whose own code got slower as well is starved, and its calls are
 // slow on its side; one whose own code did not change waits on the
 // callee's slow links.

@@ -210,7 +210,7 @@ func judgeSlow(recent *Hist, base *baseHist, cfg LatencyConfig, minInfo float64,
 	shift := c.ShareAtLeast(r.baseP90)
 	if k := shift * r.n; k >= 3 && shift >= shiftShare && r.recentP50-r.baseP50 >= minDelta &&
 		significant(k, r.n, p0(r.baseP90, 0.1), minInfo) {
-		r.slow, r.barMs, r.share, r.k = true, r.baseP90, shift, k
+		r.slow, r.barMs, r.share, r.k, r.tailBase = true, r.baseP90, shift, k, p0(r.baseP90, 0.1)
 	}
 	return r
 }

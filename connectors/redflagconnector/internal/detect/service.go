@@ -39,9 +39,11 @@ type serviceEval struct {
 	// requests spend in the service itself is.
 	slow, selfSlow bool
 	// selfGrew: the time requests spend in the service itself reaches the
-	// tail's bar in far more of them than normally, if not in enough to be
-	// slow (see grew). Not alerted on: it tells which side of a slow call
-	// its extra time was spent on.
+	// tail's bar in far more of them than normally, slow or not (see
+	// grew), in the last minute or the last 30 s. Not alerted on: it tells
+	// which side of a slow call its extra time was spent on. A stall of
+	// the whole process (a pause) may set it for a while: it delays the
+	// calls in flight too, on the caller's side.
 	selfGrew     bool
 	lat, selfLat slowResult
 	ownShare     float64 // share of sampled failed requests with no failed child call; -1 unknown
@@ -84,9 +86,11 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 		ev.selfSlow = ev.selfLat.share >= cfg.LatencySpike.MinShare/2 ||
 			ev.selfLat.recentP50-ev.selfLat.baseP50 >= float64(cfg.LatencySpike.MinDelta.Milliseconds())/2
 	}
+	// Not under a surge: queueing under load grows a service's own time
+	// with nothing starving it.
 	wasGrown := ev.selfGrew
-	ev.selfGrew = ev.selfSlow || grew(ev.selfLat, cfg.LatencySpike, minInfo, wasGrown) ||
-		grew(self30, cfg.LatencySpike, minInfo, wasGrown)
+	ev.selfGrew = ev.selfSlow || !surging(&s.in, bk, 6, s.baseCalls) &&
+		(grew(ev.selfLat, cfg.LatencySpike, minInfo, wasGrown) || grew(self30, cfg.LatencySpike, minInfo, wasGrown))
 	ev.ownShare = -1
 	if ev.w5.JoinedErr >= 5 {
 		ev.ownShare = ratio(ev.w5.OwnErrors, ev.w5.JoinedErr)
@@ -106,13 +110,14 @@ func judgeSelf(r *histRing, bk int64, base *baseHist, cfg LatencyConfig, minInfo
 	return res, r30
 }
 
-// grew reports whether a latency's tail grew beyond chance without being
-// slow: at least a quarter of MinShare of the recent durations reach the
-// tail's bar, four times as often as normal ones do, significantly (once
-// grown, half that share keeps it). A CPU quota shows this way in a
-// service's own code: the process is stopped once its quota is spent, and
-// the requests in flight are delayed wherever they are, mostly in the calls
-// they wait on.
+// grew reports whether a latency's tail grew beyond chance, if maybe not
+// enough to be slow: at least a quarter of MinShare of the recent durations
+// reach the tail's bar, four times as often as normal ones do,
+// significantly (once grown, half that share keeps it). A CPU quota shows
+// this way in a service's own code: the process is stopped once its quota
+// is spent, and the requests in flight are delayed wherever they are,
+// mostly in the calls they wait on. It does not stop the baselines from
+// learning: a mild starvation that lasts becomes the service's normal.
 func grew(r slowResult, cfg LatencyConfig, minInfo float64, was bool) bool {
 	need := cfg.MinShare / 4
 	if was {
