@@ -49,11 +49,16 @@ func (r *logReceiver) consume(rd *reader, data []byte) {
 		data, start = data[limit:], start+int64(limit)
 	}
 	if len(data) == 0 {
-		rd.carry = rd.carry[:0]
+		rd.carry = emptied(rd.carry)
 		return
 	}
-	// data may be the tail of carry itself: append copies with memmove.
-	rd.carry = append(rd.carry[:0], data...)
+	if cap(rd.carry) > keepCap && len(data) <= keepCap {
+		// A long line is over: its buffer is not kept for a short one.
+		rd.carry = append([]byte(nil), data...)
+	} else {
+		// data may be the tail of carry itself: append copies with memmove.
+		rd.carry = append(rd.carry[:0], data...)
+	}
 	rd.carryStart = start
 }
 
@@ -137,7 +142,19 @@ func (r *logReceiver) complete(rd *reader, stream parse.Stream, t int64, content
 		s.pStart = -1
 	}
 	r.record(rd, stream, t, content, recStart)
-	s.partial = s.partial[:0]
+	s.partial = emptied(s.partial)
+}
+
+// keepCap is the largest per-file buffer kept for reuse once it is empty:
+// a rare long line must not pin its size for as long as its file is read.
+const keepCap = 64 << 10
+
+// emptied returns b emptied for reuse, or nil when it is over keepCap.
+func emptied(b []byte) []byte {
+	if cap(b) > keepCap {
+		return nil
+	}
+	return b[:0]
 }
 
 // settle moves the safe offset to end, unless a record is in progress;
@@ -184,12 +201,13 @@ func (r *logReceiver) flushStream(rd *reader, stream parse.Stream, end int64) {
 	s := &rd.streams[stream]
 	if s.pStart >= 0 {
 		r.record(rd, stream, s.pTime, s.partial, s.pStart)
-		s.partial, s.pStart = s.partial[:0], -1
+		s.partial, s.pStart = emptied(s.partial), -1
 	}
 	if s.joiner != nil && s.jStart >= 0 {
 		if rec, ok := s.joiner.Flush(); ok {
 			r.emit(rd, stream, s.jTime, rec)
 		}
+		s.joiner.Shrink(keepCap)
 		s.jStart = -1
 	}
 	rd.updateSafe(end)
@@ -260,4 +278,3 @@ func (r *logReceiver) add(rd *reader, stream parse.Stream, t int64, body []byte)
 		rec.Body().SetStr(strings.ToValidUTF8(string(body), "\uFFFD"))
 	}
 }
-

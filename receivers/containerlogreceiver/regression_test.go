@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/metadata"
+	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/parse"
 )
 
 // Found in review (each failed before its fix).
@@ -167,4 +169,42 @@ func TestReusedInodeIsANewFile(t *testing.T) {
 	require.Equal(t, 200, len(g)-n0, "the new file is read whole")
 	require.Equal(t, "b0", g[n0])
 	require.NotEqual(t, "", ns)
+}
+
+// One long line (a 900 KiB line in containerd's 16 KiB partials, and one
+// longer than any runtime writes) does not pin its size in the file's
+// buffers once it is sent: they go back to at most keepCap.
+func TestLongLineBuffersAreNotKept(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(podDir(t, root, "ns", "p", "u", "c"), "0.log")
+	piece := strings.Repeat("y", 16<<10)
+	var b strings.Builder
+	for range 56 {
+		b.WriteString(criLine("stdout", "P", piece))
+	}
+	b.WriteString(criLine("stdout", "F", "end"))
+	b.WriteString(criLine("stderr", "F", strings.Repeat("z", 300<<10)))
+	b.WriteString(criLine("stdout", "F", "short"))
+	appendFile(t, path, b.String())
+	cfg := testConfig(root)
+	cfg.Multiline.LineStartPattern = "^[a-z]"
+	sink := &consumertest.LogsSink{}
+	r := newR(t, cfg, sink)
+	r.poll(context.Background())
+	for _, rd := range r.readers {
+		for i := range rd.streams {
+			r.flushStream(rd, parse.Stream(i), rd.offset)
+		}
+		r.send(context.Background())
+		assert.LessOrEqual(t, cap(rd.carry), keepCap, "carry")
+		for i, s := range rd.streams {
+			assert.LessOrEqual(t, cap(s.partial), keepCap, "stream %d partial", i)
+		}
+	}
+	got, _ := bodies(sink)
+	total := 0
+	for _, g := range got {
+		total += len(g)
+	}
+	assert.Equal(t, 56*len(piece)+len("end")+300<<10+len("short"), total)
 }

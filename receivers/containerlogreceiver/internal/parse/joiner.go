@@ -91,6 +91,21 @@ func (j *Joiner) Flush() (record []byte, ok bool) {
 	return j.out, true
 }
 
+// Shrink drops the Joiner's buffers over keep bytes while no record is
+// pending, so that one long record does not pin its size. The record last
+// returned is invalid after it.
+func (j *Joiner) Shrink(keep int) {
+	if j.pending {
+		return
+	}
+	if cap(j.cur) > keep {
+		j.cur = nil
+	}
+	if cap(j.out) > keep {
+		j.out = nil
+	}
+}
+
 // Stats returns the counts of what the limits did since NewJoiner.
 func (j *Joiner) Stats() JoinerStats {
 	return j.stats

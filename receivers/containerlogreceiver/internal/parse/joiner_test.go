@@ -146,3 +146,26 @@ func TestJoinerNoAllocs(t *testing.T) {
 		}
 	}))
 }
+
+// Shrink lets go of the buffers a long record grew, and only when nothing is
+// pending.
+func TestJoinerShrink(t *testing.T) {
+	j := NewJoiner(regexp.MustCompile(`^\S`), 1000, 1<<20)
+	j.Add([]byte("Exception"))
+	for range 100 {
+		j.Add([]byte("\tat " + strings.Repeat("f", 1000)))
+	}
+	j.Shrink(1 << 10)
+	rec, ok := j.Flush()
+	if !ok || len(rec) < 100*1000 {
+		t.Fatalf("the pending record was lost to Shrink: %d bytes", len(rec))
+	}
+	j.Shrink(1 << 10)
+	if cap(j.cur) > 1<<10 || cap(j.out) > 1<<10 {
+		t.Fatalf("buffers kept: cur %d, out %d", cap(j.cur), cap(j.out))
+	}
+	j.Add([]byte("next"))
+	if rec, ok := j.Flush(); !ok || string(rec) != "next" {
+		t.Fatalf("after Shrink: %q %v", rec, ok)
+	}
+}
