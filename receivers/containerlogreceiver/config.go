@@ -37,8 +37,9 @@ type Config struct {
 	// MaxLogSize caps one record (partial lines merged, multi-line joined);
 	// a longer one is cut into pieces of this size, none dropped.
 	MaxLogSize ByteSize `mapstructure:"max_log_size"`
-	// MaxOpenFiles caps the files held open; beyond it the ones idle longest
-	// are closed (and reopened when they grow).
+	// MaxOpenFiles caps the files held open at once: to open another, the
+	// ones read to their end are closed, idle longest first (and reopened
+	// when they grow); a file with no room waits for a later poll.
 	MaxOpenFiles int `mapstructure:"max_open_files"`
 	// ReadBufferSize is the size of one read from a file.
 	ReadBufferSize ByteSize `mapstructure:"read_buffer_size"`

@@ -350,11 +350,17 @@ func (r *logReceiver) excluded(p string) bool {
 // beginning (a new file).
 func (r *logReceiver) discover(key fileKey, path string, size int64, first bool) *reader {
 	rd := newReader(key, path, r.joiner)
+	room := r.room()
 	if !r.openFile(rd) {
 		return nil
 	}
 	n, _ := rd.f.ReadAt(r.buf[:min(fingerprintSize, len(r.buf))], 0)
 	rd.noteFingerprint(r.buf[:n], 0)
+	if !room {
+		// Known now, read when there is room: open only for its first
+		// bytes, one over max_open_files for that moment.
+		r.closeFile(rd)
+	}
 	if cp, ok := r.known[key]; ok && matchesFingerprint(rd.fp, cp.fp) && cp.offset <= size {
 		rd.offset, rd.safe, rd.acked = cp.offset, cp.offset, cp.offset
 		delete(r.known, key)
@@ -434,6 +440,10 @@ func (r *logReceiver) order() []*reader {
 
 // drain reads rd to its end, sending batches as they fill.
 func (r *logReceiver) drain(ctx context.Context, rd *reader) {
+	if rd.f == nil && !r.room() {
+		// Read at a later poll, once files read to their end are closed.
+		return
+	}
 	if rd.f == nil && !r.openFile(rd) {
 		if rd.gen != r.gen {
 			if rd.offset < rd.size {
@@ -574,10 +584,26 @@ func (r *logReceiver) commit(ctx context.Context, _ *batch) {
 	}
 }
 
+// room reports whether one more file may be opened under max_open_files,
+// closing files read to their end to make it.
+func (r *logReceiver) room() bool {
+	if r.open < r.cfg.MaxOpenFiles {
+		return true
+	}
+	r.closeIdleTo(r.cfg.MaxOpenFiles - 1)
+	return r.open < r.cfg.MaxOpenFiles
+}
+
 // closeIdle closes the files idle longest while more than max_open_files
 // are open; they are reopened when they grow.
 func (r *logReceiver) closeIdle() {
-	if r.open <= r.cfg.MaxOpenFiles {
+	r.closeIdleTo(r.cfg.MaxOpenFiles)
+}
+
+// closeIdleTo closes files read to their end, idle longest first, until at
+// most limit are open.
+func (r *logReceiver) closeIdleTo(limit int) {
+	if r.open <= limit {
 		return
 	}
 	idle := make([]*reader, 0, len(r.readers))
@@ -588,7 +614,7 @@ func (r *logReceiver) closeIdle() {
 	}
 	slices.SortFunc(idle, func(a, b *reader) int { return a.lastData.Compare(b.lastData) })
 	for _, rd := range idle {
-		if r.open <= r.cfg.MaxOpenFiles {
+		if r.open <= limit {
 			break
 		}
 		r.closeFile(rd)

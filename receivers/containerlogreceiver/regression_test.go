@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/metadata"
@@ -207,4 +208,48 @@ func TestLongLineBuffersAreNotKept(t *testing.T) {
 		total += len(g)
 	}
 	assert.Equal(t, 56*len(piece)+len("end")+300<<10+len("short"), total)
+}
+
+// openCounter records how many files the receiver holds open whenever it
+// sends, which it does while a poll is reading.
+type openCounter struct {
+	consumertest.LogsSink
+	r   *logReceiver
+	max int
+}
+
+func (c *openCounter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	c.r.mu.Lock()
+	c.max = max(c.max, c.r.open)
+	c.r.mu.Unlock()
+	return c.LogsSink.ConsumeLogs(ctx, ld)
+}
+
+// max_open_files holds within a poll: twelve files with lines to read, a
+// cap of three, every line read, never more than three open while reading.
+func TestMaxOpenFilesHoldsWithinAPoll(t *testing.T) {
+	root := t.TempDir()
+	want := 0
+	for i := range 12 {
+		path := filepath.Join(podDir(t, root, "ns", fmt.Sprintf("p%d", i), "u", "c"), "0.log")
+		var b strings.Builder
+		for j := range 50 {
+			b.WriteString(criLine("stdout", "F", fmt.Sprintf("file %d line %d", i, j)))
+			want++
+		}
+		appendFile(t, path, b.String())
+	}
+	cfg := testConfig(root)
+	cfg.MaxOpenFiles = 3
+	cfg.BatchSize = 256 // a send every few lines, while files are open
+	next := &openCounter{}
+	r := newR(t, cfg, nil)
+	r.next, next.r = next, r
+	for range 6 {
+		r.poll(context.Background())
+	}
+	got, _ := bodies(&next.LogsSink)
+	assert.Len(t, got, want, "every line of every file")
+	assert.LessOrEqual(t, next.max, 3, "files open while reading")
+	assert.LessOrEqual(t, r.open, 3, "files open after the polls")
 }
