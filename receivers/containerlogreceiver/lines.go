@@ -22,24 +22,19 @@ func (r *logReceiver) consume(rd *reader, data []byte) {
 	start := rd.offset
 	rd.offset += int64(len(data))
 	if len(rd.carry) > 0 {
-		rd.carry = append(rd.carry, data...)
-		data, start = rd.carry, rd.carryStart
-	}
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			break
-		}
-		if rd.long {
-			// The end of a line longer than any runtime writes.
-			rd.long = false
-			r.complete(rd, rd.longStream, 0, bytes.TrimSuffix(data[:i], []byte{'\r'}), start)
-			r.settle(rd, start+int64(i)+1)
+		// Only the carried line's end joins it: the rest of the read is
+		// cut where it lies, not copied.
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			rd.carry = append(rd.carry, data[:i+1]...)
+			r.lines(rd, rd.carry, rd.carryStart)
+			rd.carry = emptied(rd.carry)
+			data, start = data[i+1:], start+int64(i)+1
 		} else {
-			r.handleLine(rd, data[:i], start, start+int64(i)+1)
+			rd.carry = append(rd.carry, data...)
+			data, start = rd.carry, rd.carryStart
 		}
-		data, start = data[i+1:], start+int64(i)+1
 	}
+	data, start = r.lines(rd, data, start)
 	// A line longer than any runtime writes (no newline within
 	// max_log_size plus a header): its header is parsed from its first
 	// piece, and the rest is content of the same record, sent in
@@ -60,6 +55,26 @@ func (r *logReceiver) consume(rd *reader, data []byte) {
 		rd.carry = append(rd.carry[:0], data...)
 	}
 	rd.carryStart = start
+}
+
+// lines handles every complete line of data (read at start) and returns
+// what follows the last newline, and where.
+func (r *logReceiver) lines(rd *reader, data []byte, start int64) ([]byte, int64) {
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return data, start
+		}
+		if rd.long {
+			// The end of a line longer than any runtime writes.
+			rd.long = false
+			r.complete(rd, rd.longStream, 0, bytes.TrimSuffix(data[:i], []byte{'\r'}), start)
+			r.settle(rd, start+int64(i)+1)
+		} else {
+			r.handleLine(rd, data[:i], start, start+int64(i)+1)
+		}
+		data, start = data[i+1:], start+int64(i)+1
+	}
 }
 
 // longPiece takes a piece of a line longer than the limit, its newline not
@@ -190,6 +205,7 @@ func (r *logReceiver) record(rd *reader, stream parse.Stream, t int64, content [
 	}
 	if rec, ok := s.joiner.Add(content); ok {
 		r.emit(rd, stream, s.jTime, rec)
+		s.joiner.Shrink(keepCap)
 		s.jStart, s.jTime = start, t
 	} else if s.jStart < 0 {
 		s.jStart, s.jTime = start, t

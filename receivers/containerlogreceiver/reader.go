@@ -24,8 +24,9 @@ type reader struct {
 	f    *os.File // nil while closed (idle, over max_open_files)
 	fp   []byte   // the file's first bytes, up to fingerprintSize
 
-	offset int64 // next byte to read
-	size   int64 // the size seen at the last poll
+	offset int64     // next byte to read
+	size   int64     // the size seen at the last poll
+	mtime  time.Time // and the modification time
 	// safe is the end of the last line handled with nothing pending
 	// before it: where a restart may resume without losing a record.
 	safe  int64

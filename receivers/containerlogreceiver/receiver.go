@@ -55,6 +55,8 @@ type logReceiver struct {
 	lastListWarn time.Time
 	observed     pcommon.Timestamp // when the current read was made
 	resumed      bool              // checkpoints were found at start
+	// checkpointFailing: the last checkpoint write failed (warned once).
+	checkpointFailing bool
 
 	buf     []byte // one read
 	scratch []byte // Docker's unescaped content
@@ -191,7 +193,7 @@ func (r *logReceiver) poll(ctx context.Context) {
 		}
 		key := fileKey{dev: uint64(st.Dev), ino: st.Ino} //nolint:unconvert // Dev is uint32 on some platforms
 		rd := r.readers[key]
-		if rd != nil && rd.f == nil && !r.sameFile(rd, path) {
+		if rd != nil && rd.f == nil && (fi.Size() != rd.size || !fi.ModTime().Equal(rd.mtime)) && !r.sameFile(rd, path) {
 			// A closed reader's file was deleted and its inode given to
 			// a new one: that is a new file.
 			r.forget(rd)
@@ -218,7 +220,7 @@ func (r *logReceiver) poll(ctx context.Context) {
 			}
 			rd.reset()
 		}
-		rd.size = fi.Size()
+		rd.size, rd.mtime = fi.Size(), fi.ModTime()
 		rd.gen, rd.unmatched = r.gen, 0
 	}
 	// Checkpoints of files not found at the first poll are of files gone
@@ -261,7 +263,9 @@ func (r *logReceiver) gone(rd *reader) bool {
 const unmatchedPolls = 5
 
 // sameFile reports whether path holds the file rd was reading when it was
-// closed: its first bytes are the same.
+// closed: its first bytes are the same. Only asked when the file's size or
+// modification time changed since the last poll: a closed idle file is not
+// opened every poll.
 func (r *logReceiver) sameFile(rd *reader, path string) bool {
 	if len(rd.fp) == 0 {
 		return true
@@ -271,7 +275,7 @@ func (r *logReceiver) sameFile(rd *reader, path string) bool {
 		return true // gone since the stat: drain finds out
 	}
 	defer f.Close()
-	buf := make([]byte, len(rd.fp))
+	buf := r.buf[:len(rd.fp)] // not in use while the poll stats
 	n, _ := f.ReadAt(buf, 0)
 	return bytes.Equal(buf[:n], rd.fp)
 }
@@ -424,7 +428,9 @@ func (r *logReceiver) forget(rd *reader) {
 	delete(r.readers, rd.key)
 }
 
-// order is the readers with something to read, smallest backlog first.
+// order is the readers with something to read: the open ones first (once
+// read to their end they can be closed to make room for the others under
+// max_open_files), each group smallest backlog first.
 func (r *logReceiver) order() []*reader {
 	out := make([]*reader, 0, len(r.readers))
 	for _, rd := range r.readers {
@@ -433,6 +439,12 @@ func (r *logReceiver) order() []*reader {
 		}
 	}
 	slices.SortFunc(out, func(a, b *reader) int {
+		if (a.f == nil) != (b.f == nil) {
+			if a.f != nil {
+				return -1
+			}
+			return 1
+		}
 		return int((a.size - a.offset) - (b.size - b.offset))
 	})
 	return out
@@ -482,10 +494,11 @@ func (r *logReceiver) drain(ctx context.Context, rd *reader) {
 
 // send hands the batch to the pipeline, again with exponential backoff
 // (retry_on_failure, jitter included) while it refuses, and moves the
-// offsets of its files once every record is taken. When the refusal names
-// the records that failed (consumererror.Logs), only those are sent again.
-// The receiver's accepted and refused counts are per record, once: refused
-// are the records given up on, not every attempt's.
+// offsets of its files once it is taken. The whole batch is sent again:
+// what a refusal names is the exporters' copy, after the processors, and a
+// fan-out's refusal may name only one exporter's share. The receiver's
+// accepted and refused counts are per record, once: refused are the records
+// given up on, not every attempt's.
 func (r *logReceiver) send(ctx context.Context) {
 	b := r.batch
 	if b == nil || b.n == 0 {
@@ -503,51 +516,34 @@ func (r *logReceiver) send(ctx context.Context) {
 	bo.Reset()
 	began := time.Now()
 	octx := r.obs.StartLogsOp(ctx)
-	logs, pending := b.logs, b.n
-	var err error
 	for {
-		if err = r.next.ConsumeLogs(octx, logs); err == nil {
+		err := r.next.ConsumeLogs(octx, b.logs)
+		if err == nil {
+			r.tel.delivered.Add(int64(b.n))
+			r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, nil)
 			break
 		}
 		if ctx.Err() != nil {
 			// Stopping: not checkpointed, read again after the restart.
-			r.obs.EndLogsOp(octx, metadata.Type.String(), b.n-pending, nil)
+			r.obs.EndLogsOp(octx, metadata.Type.String(), 0, nil)
 			return
 		}
-		var failed consumererror.Logs
-		if errors.As(err, &failed) && failed.Data().LogRecordCount() > 0 {
-			logs, pending = failed.Data(), failed.Data().LogRecordCount()
-		}
 		wait := bo.NextBackOff()
-		if consumererror.IsPermanent(err) || !rc.Enabled || wait == backoff.Stop ||
+		if consumererror.IsPermanent(err) || !rc.Enabled ||
 			(rc.MaxElapsedTime > 0 && time.Since(began)+wait > rc.MaxElapsedTime) {
 			r.set.Logger.Error("The pipeline refused a batch, and it is not sent again: its records are dropped",
-				zap.Int("records", pending), zap.Bool("permanent", consumererror.IsPermanent(err)), zap.Error(err))
+				zap.Int("records", b.n), zap.Bool("permanent", consumererror.IsPermanent(err)), zap.Error(err))
+			r.tel.dropped.Add(int64(b.n))
+			r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, err)
 			break
 		}
 		r.tel.retries.Add(1)
 		select {
 		case <-ctx.Done():
-			r.obs.EndLogsOp(octx, metadata.Type.String(), b.n-pending, nil)
+			r.obs.EndLogsOp(octx, metadata.Type.String(), 0, nil)
 			return
 		case <-time.After(wait):
 		}
-	}
-	if err == nil {
-		pending = 0
-	}
-	r.tel.delivered.Add(int64(b.n - pending))
-	r.tel.dropped.Add(int64(pending))
-	switch pending {
-	case 0:
-		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, nil)
-	case b.n:
-		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n, err)
-	default:
-		// Some were taken and the rest given up on: a second operation
-		// for the rest, so the refused count is theirs alone.
-		r.obs.EndLogsOp(octx, metadata.Type.String(), b.n-pending, nil)
-		r.obs.EndLogsOp(r.obs.StartLogsOp(ctx), metadata.Type.String(), pending, err)
 	}
 	r.commit(ctx, b)
 }
@@ -576,11 +572,20 @@ func (r *logReceiver) commit(ctx context.Context, _ *batch) {
 	}
 	if err := r.storage.Set(ctx, checkpointKey, encodeCheckpoints(cps)); err != nil {
 		r.tel.checkpointErrors.Add(1)
-		r.set.Logger.Warn("Cannot save the checkpoints: a restart would read again what was sent since the last saved ones", zap.Error(err))
+		if !r.checkpointFailing {
+			// Once per failing spell (counted every time).
+			r.set.Logger.Warn("Cannot save the checkpoints: a restart would read again what was sent since the last saved ones", zap.Error(err))
+		}
+		r.checkpointFailing = true
 		// Written again at the next commit.
 		for _, rd := range r.readers {
 			rd.acked = -1
 		}
+		return
+	}
+	if r.checkpointFailing {
+		r.checkpointFailing = false
+		r.set.Logger.Info("Checkpoints saved again")
 	}
 }
 
@@ -608,7 +613,9 @@ func (r *logReceiver) closeIdleTo(limit int) {
 	}
 	idle := make([]*reader, 0, len(r.readers))
 	for _, rd := range r.readers {
-		if rd.f != nil && rd.offset >= rd.size && len(rd.carry) == 0 {
+		// A line without its newline yet stays in carry: reading goes on
+		// at offset once reopened.
+		if rd.f != nil && rd.offset >= rd.size {
 			idle = append(idle, rd)
 		}
 	}

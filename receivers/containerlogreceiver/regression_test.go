@@ -253,3 +253,41 @@ func TestMaxOpenFilesHoldsWithinAPoll(t *testing.T) {
 	assert.LessOrEqual(t, next.max, 3, "files open while reading")
 	assert.LessOrEqual(t, r.open, 3, "files open after the polls")
 }
+
+// Under max_open_files, a new file is read even while the open ones grow
+// at every poll (found in review: the smallest backlog went first, so a
+// new one-line file waited behind busy files that could not be closed).
+func TestMaxOpenFilesDoesNotStarveANewFile(t *testing.T) {
+	root := t.TempDir()
+	var busy []string
+	for i := range 2 {
+		busy = append(busy, filepath.Join(podDir(t, root, "ns", fmt.Sprintf("busy%d", i), "u", "c"), "0.log"))
+	}
+	cfg := testConfig(root)
+	cfg.MaxOpenFiles = 2
+	sink := &consumertest.LogsSink{}
+	r := newR(t, cfg, sink)
+	grow := func(n int) {
+		for _, p := range busy {
+			var b strings.Builder
+			for k := range 20 {
+				b.WriteString(criLine("stdout", "F", fmt.Sprintf("%s %d.%d", filepath.Base(filepath.Dir(filepath.Dir(p))), n, k)))
+			}
+			appendFile(t, p, b.String())
+		}
+	}
+	for n := range 3 {
+		grow(n)
+		r.poll(context.Background())
+	}
+	quiet := filepath.Join(podDir(t, root, "ns", "quiet", "u", "c"), "0.log")
+	appendFile(t, quiet, criLine("stdout", "F", "the only line"))
+	for n := 3; n < 8; n++ {
+		grow(n)
+		r.poll(context.Background())
+	}
+	got, _ := bodies(sink)
+	assert.Contains(t, got, "the only line")
+	assert.Len(t, got, 2*8*20+1)
+	assert.LessOrEqual(t, r.open, 2)
+}

@@ -2,9 +2,7 @@ package containerlogreceiver
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,75 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/vigilhq/vigil/receivers/containerlogreceiver/internal/metadata"
 )
-
-// takesFirst takes the first record of the first batch it sees and refuses
-// the rest of it once, naming them (as an exporter that sent part of a
-// request does), then takes everything.
-type takesFirst struct {
-	consumertest.LogsSink
-	refused atomic.Bool
-}
-
-func (c *takesFirst) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
-	if ld.LogRecordCount() < 2 || !c.refused.CompareAndSwap(false, true) {
-		return c.LogsSink.ConsumeLogs(ctx, ld)
-	}
-	taken, rest := plog.NewLogs(), plog.NewLogs()
-	ld.CopyTo(taken)
-	ld.CopyTo(rest)
-	first := true
-	taken.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
-		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
-			sl.LogRecords().RemoveIf(func(plog.LogRecord) bool {
-				keep := first
-				first = false
-				return !keep
-			})
-			return sl.LogRecords().Len() == 0
-		})
-		return rl.ScopeLogs().Len() == 0
-	})
-	first = true
-	rest.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
-		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
-			sl.LogRecords().RemoveIf(func(plog.LogRecord) bool {
-				drop := first
-				first = false
-				return drop
-			})
-			return sl.LogRecords().Len() == 0
-		})
-		return rl.ScopeLogs().Len() == 0
-	})
-	_ = c.LogsSink.ConsumeLogs(ctx, taken)
-	return consumererror.NewLogs(errors.New("exporter: 2 of 3 records not sent"), rest)
-}
-
-// A refusal that names the records that failed gets only those sent again:
-// the ones already taken are not duplicated.
-func TestRetrySendsOnlyTheRecordsThatFailed(t *testing.T) {
-	root := t.TempDir()
-	path := filepath.Join(podDir(t, root, "shop", "cart", "uid-1", "app"), "0.log")
-	appendFile(t, path, criLine("stdout", "F", "one")+criLine("stdout", "F", "two")+criLine("stdout", "F", "three"))
-	next := &takesFirst{}
-	r := start(t, testConfig(root), next, nil)
-	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
-	got := waitBodies(t, &next.LogsSink, 3)
-	time.Sleep(100 * time.Millisecond) // a duplicate would arrive by now
-	got, _ = bodies(&next.LogsSink)
-	assert.Equal(t, []string{"one", "two", "three"}, got)
-	assert.True(t, next.refused.Load())
-	assert.Equal(t, int64(1), r.tel.retries.Load())
-	assert.Equal(t, int64(3), r.tel.delivered.Load())
-}
 
 // startTel is start with the receiver's telemetry recorded.
 func startTel(t *testing.T, cfg *Config, next consumer.Logs) (*logReceiver, *componenttest.Telemetry) {

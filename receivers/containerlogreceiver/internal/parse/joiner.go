@@ -91,18 +91,15 @@ func (j *Joiner) Flush() (record []byte, ok bool) {
 	return j.out, true
 }
 
-// Shrink drops the Joiner's buffers over keep bytes while no record is
-// pending, so that one long record does not pin its size. The record last
-// returned is invalid after it.
+// Shrink drops the Joiner's buffers over keep bytes, so that one long
+// record does not pin its size: the record last returned (invalid after
+// it), and the pending record's buffer while none is pending.
 func (j *Joiner) Shrink(keep int) {
-	if j.pending {
-		return
-	}
-	if cap(j.cur) > keep {
-		j.cur = nil
-	}
 	if cap(j.out) > keep {
 		j.out = nil
+	}
+	if !j.pending && cap(j.cur) > keep {
+		j.cur = nil
 	}
 }
 

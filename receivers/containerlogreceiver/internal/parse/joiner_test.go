@@ -169,3 +169,25 @@ func TestJoinerShrink(t *testing.T) {
 		t.Fatalf("after Shrink: %q %v", rec, ok)
 	}
 }
+
+// A long record's buffer is let go of once it is returned, though the next
+// record is pending (a busy file ends each trace with the next one's first
+// line, never with a flush).
+func TestJoinerShrinkAfterEmit(t *testing.T) {
+	j := NewJoiner(regexp.MustCompile(`^\S`), 1000, 1<<20)
+	j.Add([]byte("Exception"))
+	for range 100 {
+		j.Add([]byte("\tat " + strings.Repeat("f", 1000)))
+	}
+	rec, ok := j.Add([]byte("next record"))
+	if !ok || len(rec) < 100*1000 {
+		t.Fatalf("record: %d bytes, %v", len(rec), ok)
+	}
+	j.Shrink(1 << 10)
+	if cap(j.out) > 1<<10 || cap(j.cur) > 1<<10 {
+		t.Fatalf("buffers kept: cur %d, out %d", cap(j.cur), cap(j.out))
+	}
+	if rec, ok := j.Flush(); !ok || string(rec) != "next record" {
+		t.Fatalf("pending record after Shrink: %q %v", rec, ok)
+	}
+}
