@@ -41,8 +41,14 @@ const settle = 30 * time.Second
 
 func runTestbed(o testbedOptions) error {
 	start := time.Now()
-	var truths []simulate.Truth
-	var firings []eval.Firing
+	// Each run is scored against its own truth: runs of one topology
+	// (several seeds) must not judge each other's alerts.
+	var scores []eval.TestbedScore
+	var unowned []eval.Firing
+	add := func(truths []simulate.Truth, firings []eval.Firing) {
+		s, u := eval.ScoreTestbed(truths, firings, owner)
+		scores, unowned = append(scores, s...), append(unowned, u...)
+	}
 	var source string
 	if o.replay != "" {
 		for _, path := range strings.Split(o.replay, ",") {
@@ -54,7 +60,7 @@ func runTestbed(o testbedOptions) error {
 			if err != nil {
 				return err
 			}
-			truths, firings = append(truths, ts...), append(firings, fs...)
+			add(ts, fs)
 		}
 		source = "replayed from recordings of live runs (" + o.replay + ") through the connector's extraction and detectors on a virtual clock"
 	} else {
@@ -78,18 +84,18 @@ func runTestbed(o testbedOptions) error {
 			if err != nil {
 				return fmt.Errorf("testbed seed %d: %w", seed, err)
 			}
-			truths, firings = append(truths, ts...), append(firings, fs...)
+			add(ts, fs)
 			if i < len(seeds)-1 {
 				// Report the seeds done so far: a long series cut short
 				// still leaves its finished runs on record.
-				if err := report(o, truths, firings, liveSource(o), time.Since(start)); err != nil {
+				if err := report(o, scores, unowned, liveSource(o), time.Since(start)); err != nil {
 					return err
 				}
 			}
 		}
 		source = liveSource(o)
 	}
-	return report(o, truths, firings, source, time.Since(start))
+	return report(o, scores, unowned, source, time.Since(start))
 }
 
 func liveSource(o testbedOptions) string {
@@ -224,16 +230,15 @@ func owner(labels map[string]string) string {
 	return ""
 }
 
-func report(o testbedOptions, truths []simulate.Truth, firings []eval.Firing, source string, wall time.Duration) error {
-	scores, unowned := eval.ScoreTestbed(truths, firings, owner)
+func report(o testbedOptions, scores []eval.TestbedScore, unowned []eval.Firing, source string, wall time.Duration) error {
 	var rep strings.Builder
 	printf := func(format string, a ...any) {
 		fmt.Printf(format, a...)
 		fmt.Fprintf(&rep, format, a...)
 	}
 	seeds := map[int64]bool{}
-	for _, t := range truths {
-		seeds[t.Seed] = true
+	for _, s := range scores {
+		seeds[s.Run.Truth.Seed] = true
 	}
 	printf("## Red-flag detector evaluation on the testbed of real services (`make eval-redflags`)\n\n")
 	printf("Written by `make eval-redflags`: the testbed (benchmarks/testbed: Go services instrumented with otelgrpc, otelhttp and otelsql, "+
@@ -246,6 +251,12 @@ func report(o testbedOptions, truths []simulate.Truth, firings []eval.Firing, so
 	var all eval.Summary
 	var controls, controlFA, addrOrigins int
 	var controlLines []string
+	name := func(s eval.TestbedScore) string {
+		if len(seeds) > 1 {
+			return fmt.Sprintf("%s (seed %d)", s.Run.Scenario, s.Run.Truth.Seed)
+		}
+		return s.Run.Scenario
+	}
 	for _, s := range scores {
 		all.Add(s.Score, false)
 		for i, f := range s.Run.Truth.Faults {
@@ -265,7 +276,7 @@ func report(o testbedOptions, truths []simulate.Truth, firings []eval.Firing, so
 				ttd = s.TTD[i].Round(time.Second).String()
 			}
 			met, total := expectMet(s.Run.Firings, f)
-			printf("| %s | %s: %s | %s | %s | %s | %s | %d/%d |\n", s.Run.Scenario, f.Origin, f.Detail, f.Kind, det, origin, ttd, met, total)
+			printf("| %s | %s: %s | %s | %s | %s | %s | %d/%d |\n", name(s), f.Origin, f.Detail, f.Kind, det, origin, ttd, met, total)
 		}
 		for i, ev := range s.Run.Truth.Events {
 			controls++
@@ -274,7 +285,7 @@ func report(o testbedOptions, truths []simulate.Truth, firings []eval.Firing, so
 			for _, fa := range s.ControlFalseAlarms[i] {
 				names = append(names, fa.Name()+labelString(fa.Labels))
 			}
-			controlLines = append(controlLines, fmt.Sprintf("| %s | %s %s (%s) | %d %s |", s.Run.Scenario, ev.Kind, ev.Target, ev.Detail, len(s.ControlFalseAlarms[i]), strings.Join(names, ", ")))
+			controlLines = append(controlLines, fmt.Sprintf("| %s | %s %s (%s) | %d %s |", name(s), ev.Kind, ev.Target, ev.Detail, len(s.ControlFalseAlarms[i]), strings.Join(names, ", ")))
 		}
 		addrOrigins += len(s.AddressOrigins)
 	}
