@@ -226,7 +226,9 @@ func (r *logReceiver) poll(ctx context.Context) {
 	// Checkpoints of files not found at the first poll are of files gone
 	// while the agent was down.
 	clear(r.known)
-	// Read, largest backlog last so small files are not starved by one.
+	// Read in order(): open files first, so that once read to their end
+	// they can make room under max_open_files; in each group the largest
+	// backlog last, so small files are not starved by one.
 	for _, rd := range r.order() {
 		if ctx.Err() != nil {
 			return
