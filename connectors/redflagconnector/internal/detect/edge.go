@@ -67,6 +67,7 @@ type edgeEval struct {
 	// when not measured).
 	parentRise float64
 	anomalous  bool
+	known      bool // its failure rate has history enough (see hasHistory)
 }
 
 func (ed *edge) timeout(cfg Config) float64 {
@@ -100,7 +101,8 @@ func (ed *edge) evaluate(cfg Config, bk int64, minInfo float64) {
 	p0 := math.Max(ev.baseErr, 0.001)
 	// A spike is a change: an edge is judged once it has a history of its
 	// own (an edge that has always failed half its calls is not spiking).
-	known := float64(ed.baseErr.n) >= minHistory
+	ev.known = hasHistory(ed.baseErr.n, &ed.learn, &ed.win, bk, ev.known)
+	known := ev.known
 	// With under ten calls in the last minute it cannot tell a rate, but
 	// calls that all succeeded say the failure is over: a quiet edge must not
 	// hold its alert for the five minutes its window remembers.
@@ -232,6 +234,32 @@ const droppedShare = 0.25
 // one.
 const minHistory = 20
 
+// hasHistory reports whether a failure rate has history enough to be judged
+// against: minHistory calls learned, or half that learned and the rest
+// waiting to be (see learnTo; a quiet series waits minutes for calls to
+// vouch for its buckets). The learned half shows a series that has always
+// failed as it is, so its failures are no spike. A series that had it when
+// it went anomalous keeps it (was) until it is normal again: its waiting
+// buckets are dropped then, and the verdict must not change mid-incident.
+func hasHistory(learned float32, l *learner, r *ring, bk int64, was bool) bool {
+	if learned >= minHistory {
+		return true
+	}
+	if l.quietSince < 0 {
+		return was
+	}
+	if learned < minHistory/2 || l.next == 0 {
+		return false
+	}
+	n := float64(learned)
+	for b := max(l.next, l.quietSince); b <= bk-lagLearn; b++ {
+		if c := r.at(b); c != nil {
+			n += float64(c.judged())
+		}
+	}
+	return n >= minHistory
+}
+
 // judgeRecent runs the latency test on the last 30 s and on the last minute
 // of r (a short window catches an onset sooner, the longer one a low-traffic
 // series), and the hysteresis: an active latency alert keeps while half its
@@ -267,7 +295,7 @@ func amplification(w *Counts, baseFanout ewma) float64 {
 // new normal).
 func (ed *edge) learnBaselines(bk int64, dt, halfLife time.Duration) {
 	ev := &ed.ev
-	from, to, ok := ed.learn.due(bk, ev.anomalous || ed.flagged || ev.storm)
+	from, to, ok := ed.learn.due(bk, ev.anomalous || ed.flagged || ev.storm, learnTo(&ed.win, bk))
 	if ok {
 		decay := decayPerBucket(halfLife)
 		for b := from; b <= to; b++ {

@@ -120,13 +120,39 @@ func (l *learner) startAt(bk int64) {
 	}
 }
 
-// lagLearn is how far (in buckets) learning trails the present: the
-// detectors' recent window.
+// lagLearn is how far (in buckets) learning trails the present at least:
+// the detectors' recent window.
 const lagLearn = 6
+
+// Learning waits for later calls: a bucket is learned only once learnCalls
+// calls came after it (or maxLagLearn buckets passed), so a series with a
+// few calls a minute has its onset judged by as many calls as a busy one
+// before the onset can become its normal. Four calls a minute wait about
+// two and a half minutes.
+const (
+	learnCalls  = 10
+	maxLagLearn = NumBuckets - lagLearn
+)
+
+// learnTo is the newest bucket that may be learned at bk: at least lagLearn
+// buckets back, and with learnCalls calls after it in r, or maxLagLearn back.
+func learnTo(r *ring, bk int64) int64 {
+	var later uint32
+	for b := bk; b > bk-maxLagLearn; b-- {
+		if c := r.at(b); c != nil {
+			later += c.judged()
+		}
+		if bk-b+1 >= lagLearn && later >= learnCalls {
+			return b - 1
+		}
+	}
+	return bk - maxLagLearn
+}
 
 // due returns the buckets (from, to] that may be learned at bk, given
 // whether the series is anomalous now; an anomalous stretch is skipped.
-func (l *learner) due(bk int64, anomalous bool) (from, to int64, ok bool) {
+// Buckets after to (learnTo, or bk-lagLearn) wait.
+func (l *learner) due(bk int64, anomalous bool, to int64) (from, _ int64, ok bool) {
 	if l.next == 0 {
 		l.next, l.quietSince = bk-NumBuckets+1, bk-NumBuckets+1
 	}
@@ -138,8 +164,10 @@ func (l *learner) due(bk int64, anomalous bool) (from, to int64, ok bool) {
 	if l.quietSince < 0 {
 		l.quietSince = bk
 	}
-	to = bk - lagLearn
-	from = max(l.next, l.quietSince)
+	to = min(to, bk-lagLearn)
+	// Buckets the ring no longer holds (evaluations far apart) are skipped,
+	// not learned as empty.
+	from = max(l.next, l.quietSince, bk-NumBuckets+1)
 	if to < from {
 		return 0, 0, false
 	}

@@ -147,7 +147,7 @@ func (l *logState) learn(bk int64, dt, halfLife time.Duration) {
 	// One sample per bucket, a minute behind the present and only from
 	// quiet stretches (see learner), so a burst's first buckets do not
 	// raise its own expectation.
-	from, to, ok := l.learner.due(bk, l.ev.burst)
+	from, to, ok := l.learner.due(bk, l.ev.burst, bk-lagLearn)
 	if !ok {
 		return
 	}

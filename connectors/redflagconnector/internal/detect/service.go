@@ -35,6 +35,7 @@ type serviceEval struct {
 	w5, w1     Counts
 	err5, err1 float64
 	failing    bool // inbound requests fail far above baseline
+	known      bool // its failure rate has history enough (see hasHistory)
 	// slow: inbound latency far above its normal; selfSlow: the time
 	// requests spend in the service itself is.
 	slow, selfSlow bool
@@ -68,7 +69,8 @@ func (s *service) evaluate(cfg Config, bk int64, minInfo float64) {
 	base := s.baseErr.p(0.01)
 	thr := math.Max(es.MinRatio, es.BaselineFactor*base+es.BaselineOffset)
 	p0 := math.Max(base, 0.001)
-	known := float64(s.baseErr.n) >= minHistory
+	ev.known = hasHistory(s.baseErr.n, &s.learn, &s.in, bk, ev.known)
+	known := ev.known
 	quietAgrees := n1 < 10 && (n1 == 0 || ev.w1.Errors > 0)
 	ev.failing = known && ((n5 >= es.MinCalls && ev.w5.Errors >= minFailures && ev.err5 >= thr && (ev.err1 >= thr/2 || quietAgrees) &&
 		significant(float64(ev.w5.Errors), float64(n5), p0, minInfo)) ||
@@ -138,7 +140,7 @@ func (s *service) knownHealthy() bool {
 
 func (s *service) learnBaselines(bk int64, halfLife time.Duration) {
 	anomalous := s.ev.failing || s.ev.slow || s.ev.selfSlow || s.origin
-	from, to, ok := s.learn.due(bk, anomalous)
+	from, to, ok := s.learn.due(bk, anomalous, learnTo(&s.in, bk))
 	if !ok {
 		return
 	}
