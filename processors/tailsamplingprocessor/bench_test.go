@@ -27,9 +27,16 @@ func cpuTime(b *testing.B) time.Duration {
 // then waits for every trace to be decided. cpu-ns/span counts every
 // goroutine of the process (ingest, the decision loop, forwarding), so it
 // stays honest on machines with more than one core.
-func BenchmarkConsumeTraces(b *testing.B) {
+func BenchmarkConsumeTraces(b *testing.B) { benchConsume(b, false) }
+
+// BenchmarkConsumeTracesRecordPolicy is BenchmarkConsumeTraces with
+// record_policy on: kept spans name the policy that kept them.
+func BenchmarkConsumeTracesRecordPolicy(b *testing.B) { benchConsume(b, true) }
+
+func benchConsume(b *testing.B, record bool) {
 	cfg := createDefaultConfig().(*Config)
 	require.NoError(b, confmap.NewFromStringMap(map[string]any{
+		"record_policy":    record,
 		"decision_wait":    "1s",
 		"memory_limit_mib": 256, // not the machine's cgroup: nothing decided early
 		"policies": []any{

@@ -68,6 +68,13 @@ type Config struct {
 	// downstream from sampled spans can be scaled back up. Upstream does this
 	// only behind a feature gate.
 	WriteThreshold bool `mapstructure:"write_threshold"`
+	// RecordPolicy names, on kept spans, the policy that sampled their trace
+	// (Vigil's key for upstream's recordpolicy feature gate, which turns it
+	// on too): the scope attributes tailsampling.policy,
+	// tailsampling.composite_policy (the composite sub-policy that sampled)
+	// and tailsampling.cached_decision (a late span kept because its trace
+	// was sampled before).
+	RecordPolicy bool `mapstructure:"record_policy"`
 }
 
 // DecisionCacheConfig sizes the decision caches. Upstream sizes them in trace

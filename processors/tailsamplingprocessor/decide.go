@@ -26,10 +26,14 @@ func (p *sampler) decide(i uint32, now time.Time, reason string) {
 // sampled). Locked.
 func (p *sampler) decideWith(i uint32, now time.Time, extraHdr, extraBody []byte) {
 	t := policy.Trace{ID: p.store.ID(i), Sum: p.store.Summary(i), Now: now}
-	d, _ := policy.Decide(p.policies, &t, p.cfg.SampleOnFirstMatch, p.votes)
+	d, by := policy.Decide(p.policies, &t, p.cfg.SampleOnFirstMatch, p.votes)
 	p.lastTh = noThreshold
 	if d == policy.Sampled && p.cfg.WriteThreshold {
 		p.lastTh = policy.EffectiveThreshold(p.policies, p.votes).Unsigned()
+	}
+	p.lastRec = 0
+	if d == policy.Sampled {
+		p.lastRec = p.record(by, &t)
 	}
 	for j, v := range p.votes {
 		switch v {
@@ -53,10 +57,10 @@ func (p *sampler) decideWith(i uint32, now time.Time, extraHdr, extraBody []byte
 func (p *sampler) finish(i uint32, d policy.Decision, now time.Time, w *ingest, g *group) {
 	id := p.store.ID(i)
 	if d == policy.Sampled {
-		th := p.lastTh
-		p.readSegments(i, id, th)
+		th, rec := p.lastTh, p.lastRec
+		p.readSegments(i, id, th, rec)
 		if g != nil {
-			w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, th, hdr, body) })
+			w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, th, rec, hdr, body) })
 		}
 	}
 	p.settle(i, id, d, now)
@@ -65,9 +69,9 @@ func (p *sampler) finish(i uint32, d policy.Decision, now time.Time, w *ingest, 
 func (p *sampler) finishExtra(i uint32, d policy.Decision, now time.Time, hdr, body []byte) {
 	id := p.store.ID(i)
 	if d == policy.Sampled {
-		th := p.lastTh
-		p.readSegments(i, id, th)
-		p.appendOut(id, th, hdr, body)
+		th, rec := p.lastTh, p.lastRec
+		p.readSegments(i, id, th, rec)
+		p.appendOut(id, th, rec, hdr, body)
 	}
 	p.settle(i, id, d, now)
 }
@@ -75,8 +79,8 @@ func (p *sampler) finishExtra(i uint32, d policy.Decision, now time.Time, hdr, b
 // readSegments queues a sampled trace's stored spans for forwarding. A
 // segment that cannot be read (arena corruption, which no test has produced)
 // is logged, never skipped silently. Locked.
-func (p *sampler) readSegments(i uint32, id [16]byte, th uint64) {
-	if err := p.store.Segments(i, func(hdr, body []byte) error { p.appendOut(id, th, hdr, body); return nil }); err != nil {
+func (p *sampler) readSegments(i uint32, id [16]byte, th uint64, rec uint32) {
+	if err := p.store.Segments(i, func(hdr, body []byte) error { p.appendOut(id, th, rec, hdr, body); return nil }); err != nil {
 		p.logger.Error("cannot read a sampled trace's buffered spans; forwarding what was read",
 			zap.String("trace_id", pcommon.TraceID(id).String()), zap.Error(err))
 	}
@@ -86,7 +90,7 @@ func (p *sampler) settle(i uint32, id [16]byte, d policy.Decision, now time.Time
 	p.global[d]++
 	if d == policy.Sampled {
 		if p.sampled != nil {
-			p.sampled.Add(id)
+			p.sampled.AddTagged(id, p.lastRec)
 		}
 	} else if p.notSampled != nil {
 		p.notSampled.Add(id)
@@ -129,6 +133,7 @@ func (p *sampler) ingestDecision(g *group, cum *store.Summary, now time.Time) po
 			if p.cfg.WriteThreshold {
 				p.lastTh = policy.EffectiveThreshold(p.policies[j:j+1], []policy.Decision{v}).Unsigned()
 			}
+			p.lastRec = p.record(j, &t)
 			return policy.Sampled
 		}
 	}

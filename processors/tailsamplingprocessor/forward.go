@@ -13,6 +13,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/buffer"
+	"github.com/vigilhq/vigil/processors/tailsamplingprocessor/internal/policy"
 )
 
 // takeOut hands the pending output to the caller. Locked.
@@ -34,14 +35,22 @@ const forwardChunk = 4 << 20
 // encoded bytes per request.
 func (p *sampler) forward(ctx context.Context, out []byte) {
 	all := out
-	const head = 16 + 8
+	const head = 16 + 8 + 4
 	for len(out) > head {
 		td := ptrace.NewTraces()
 		dec := buffer.NewDecoder(td)
 		used := 0
+		prevRec := uint32(0)
 		for len(out) > head && used < forwardChunk {
 			id := pcommon.TraceID(out[:16])
 			th := binary.LittleEndian.Uint64(out[16:])
+			rec := binary.LittleEndian.Uint32(out[24:])
+			if rec != prevRec {
+				// Spans of traces kept by different policies must not
+				// share a scope: the record is a scope attribute.
+				dec.Break()
+				prevRec = rec
+			}
 			n, k := binary.Uvarint(out[head:])
 			if k <= 0 || uint64(len(out)-head-k) < n {
 				out = nil
@@ -50,8 +59,13 @@ func (p *sampler) forward(ctx context.Context, out []byte) {
 			seg := out[head+k : head+k+int(n)]
 			if err := dec.Segment(seg, id); err != nil {
 				p.logger.Error("cannot decode buffered spans", zap.Error(err))
-			} else if th != noThreshold {
-				writeThreshold(dec, th)
+			} else {
+				if th != noThreshold {
+					writeThreshold(dec, th)
+				}
+				if rec != 0 {
+					p.writeRecord(dec.LastScope(), rec)
+				}
 			}
 			out = out[head+k+int(n):]
 			used += head + k + int(n)
@@ -82,10 +96,12 @@ func (p *sampler) recycle(b []byte) {
 // (late spans following a cached decision).
 const noThreshold = math.MaxUint64
 
-// appendOut queues a segment of a sampled trace for forwarding. Locked.
-func (p *sampler) appendOut(id [16]byte, th uint64, hdr, body []byte) {
+// appendOut queues a segment of a sampled trace for forwarding, with the
+// threshold and the record (see record) to write on its spans. Locked.
+func (p *sampler) appendOut(id [16]byte, th uint64, rec uint32, hdr, body []byte) {
 	p.out = append(p.out, id[:]...)
 	p.out = binary.LittleEndian.AppendUint64(p.out, th)
+	p.out = binary.LittleEndian.AppendUint32(p.out, rec)
 	p.out = binary.AppendUvarint(p.out, uint64(len(hdr)+len(body)))
 	p.out = append(p.out, hdr...)
 	p.out = append(p.out, body...)
@@ -111,5 +127,44 @@ func writeThreshold(dec *buffer.Decoder, unsigned uint64) {
 		if ts.Serialize(&b) == nil {
 			sp.TraceState().FromRaw(b.String())
 		}
+	}
+}
+
+// A record says what kept a trace, for the scope attributes upstream's
+// recordpolicy gate writes: the top-level policy (index+1 in the low 15
+// bits), the composite sub-policy (compNames index+1 in the next 16) and
+// whether a late span followed a cached decision (the top bit). 0: nothing
+// to write.
+const (
+	recPolicyMask = 1<<15 - 1
+	recCompShift  = 15
+	recCompMask   = 1<<16 - 1
+	recCached     = 1 << 31
+)
+
+// record encodes what sampled a trace: top-level policy by, and the
+// composite sub-policy t names; 0 when recording is off.
+func (p *sampler) record(by int, t *policy.Trace) uint32 {
+	if !p.recordPolicy || by < 0 || by >= recPolicyMask {
+		return 0
+	}
+	rec := uint32(by + 1)
+	if c, ok := p.compRef[t.Composite]; ok && t.Composite != "" && c <= recCompMask {
+		rec |= c << recCompShift
+	}
+	return rec
+}
+
+// writeRecord sets rec's scope attributes on ss.
+func (p *sampler) writeRecord(ss ptrace.ScopeSpans, rec uint32) {
+	attrs := ss.Scope().Attributes()
+	if i := int(rec & recPolicyMask); i > 0 && i <= len(p.policies) {
+		attrs.PutStr("tailsampling.policy", p.policies[i-1].Name)
+	}
+	if c := int(rec >> recCompShift & recCompMask); c > 0 && c <= len(p.compNames) {
+		attrs.PutStr("tailsampling.composite_policy", p.compNames[c-1])
+	}
+	if rec&recCached != 0 {
+		attrs.PutBool("tailsampling.cached_decision", true)
 	}
 }

@@ -77,7 +77,12 @@ func (p *sampler) apply(now time.Time, w *ingest, remaining time.Duration, first
 		i, ok := p.store.Lookup(id)
 		if !ok {
 			if p.sampled != nil && p.sampled.Contains(id) {
-				w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, noThreshold, hdr, body) })
+				rec := uint32(0)
+				if p.recordPolicy {
+					// As upstream: the policy, not the composite sub-policy.
+					rec = recCached | p.sampled.Tag(id)&recPolicyMask
+				}
+				w.eachSegment(g, p.store.MaxBody(), func(hdr, body []byte) { p.appendOut(id, noThreshold, rec, hdr, body) })
 				p.lateSampled += int64(g.sum.SpanCount)
 				continue
 			}

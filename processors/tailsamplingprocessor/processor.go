@@ -103,12 +103,19 @@ type decider struct {
 	flags  atomic.Pointer[redflag.FlagSet] // written by the loop, read by red_flag policies
 	votes  []policy.Decision               // scratch: each policy's vote on one trace
 	lastTh uint64                          // the threshold of the decision being carried out (noThreshold: none)
+	// recordPolicy: kept spans name the policy that sampled (see record);
+	// compNames and compRef are the composite sub-policies' names. Set by
+	// newSampler, read-only after.
+	recordPolicy bool
+	compNames    []string
+	compRef      map[string]uint32
+	lastRec      uint32 // the record of the decision being carried out (0: none)
 }
 
 // forwarder is what was sampled on its way to the next consumer (forward.go).
 type forwarder struct {
 	next  consumer.Traces // not guarded
-	out   []byte          // sampled spans waiting to be forwarded: (id, threshold, uvarint len, segment)*
+	out   []byte          // sampled spans waiting to be forwarded: (id, threshold, record, uvarint len, segment)*
 	spare []byte          // a forwarded out's buffer, for reuse
 }
 
@@ -150,6 +157,19 @@ func newSampler(set processor.Settings, cfg *Config, next consumer.Traces) (*sam
 	p.needSize = b.C.NeedsSize || cfg.MaximumTraceSizeBytes > 0
 	p.spanIngest = cfg.SamplingStrategy == strategySpanIngest
 	p.votes = make([]policy.Decision, len(p.policies))
+	p.recordPolicy = cfg.RecordPolicy || recordPolicyGate.IsEnabled()
+	p.compRef = map[string]uint32{}
+	for _, pc := range cfg.Policies {
+		if pc.Composite == nil {
+			continue
+		}
+		for _, sc := range pc.Composite.SubPolicies {
+			if _, ok := p.compRef[sc.Name]; !ok {
+				p.compNames = append(p.compNames, sc.Name)
+				p.compRef[sc.Name] = uint32(len(p.compNames))
+			}
+		}
+	}
 	p.voteCounts = make([][5]int64, len(p.policies))
 	prefix := ""
 	if set.ID.Name() != "" {
@@ -185,7 +205,11 @@ func newSampler(set processor.Settings, cfg *Config, next consumer.Traces) (*sam
 	expected := int(min(cfg.ExpectedNewTracesPerSec*uint64(wait/time.Second+1), uint64(p.maxTraces)))
 	p.store = store.New(p.arena, int(p.waitTicks)+2, expected)
 	cacheEntries := int(p.budget / 16 / cache.BytesPerEntry)
-	p.sampled = newCache(cfg.DecisionCache.SampledCacheSize, cacheEntries)
+	sampledEntries := cacheEntries
+	if p.recordPolicy {
+		sampledEntries = int(p.budget / 16 / (cache.BytesPerEntry + cache.BytesPerTag))
+	}
+	p.sampled = newCache(cfg.DecisionCache.SampledCacheSize, sampledEntries)
 	p.notSampled = newCache(cfg.DecisionCache.NonSampledCacheSize, cacheEntries)
 	p.scratch.New = func() any { return &ingest{idx: map[[16]byte]int32{}} }
 	p.gauges.Store(&gaugeValues{Budget: p.budget})

@@ -474,6 +474,7 @@ func (r *reader) skipValue(depth int) {
 type Decoder struct {
 	td         ptrace.Traces
 	lastHeader []byte
+	lastScope  ptrace.ScopeSpans
 	lastSpans  ptrace.SpanSlice
 	lastFrom   int
 	lastCap    int // capacity reserved in lastSpans
@@ -482,6 +483,15 @@ type Decoder struct {
 // Last returns the spans the last successful Segment or Parts call added:
 // spans.At(from) to the end.
 func (d *Decoder) Last() (spans ptrace.SpanSlice, from int) { return d.lastSpans, d.lastFrom }
+
+// LastScope returns the ScopeSpans the last successful Segment or Parts call
+// added to (after a Break, one holding only segments decoded since).
+func (d *Decoder) LastScope() ptrace.ScopeSpans { return d.lastScope }
+
+// Break makes the next segment start a ResourceSpans of its own, even with
+// the same resource and scope as the last one: segments that will carry
+// different scope attributes are not merged.
+func (d *Decoder) Break() { d.lastHeader = nil }
 
 // NewDecoder returns a decoder appending into td.
 func NewDecoder(td ptrace.Traces) *Decoder { return &Decoder{td: td} }
@@ -501,6 +511,7 @@ func (d *Decoder) Segment(seg []byte, traceID pcommon.TraceID) error {
 // valid until the next call.
 func (d *Decoder) Parts(header, body []byte, traceID pcommon.TraceID) error {
 	var spans ptrace.SpanSlice
+	var scope ptrace.ScopeSpans
 	rss := d.td.ResourceSpans()
 	newRS := d.lastHeader == nil || string(header) != string(d.lastHeader)
 	if newRS {
@@ -516,10 +527,10 @@ func (d *Decoder) Parts(header, body []byte, traceID pcommon.TraceID) error {
 			rss.RemoveIf(func(x ptrace.ResourceSpans) bool { return x == rs })
 			return r.err
 		}
-		spans = ss.Spans()
+		spans, scope = ss.Spans(), ss
 		d.lastCap = 0
 	} else {
-		spans = d.lastSpans
+		spans, scope = d.lastSpans, d.lastScope
 	}
 	r := reader{b: body}
 	n := r.count("span count")
@@ -546,6 +557,6 @@ func (d *Decoder) Parts(header, body []byte, traceID pcommon.TraceID) error {
 		}
 		return r.err
 	}
-	d.lastHeader, d.lastSpans, d.lastFrom = header, spans, before
+	d.lastHeader, d.lastScope, d.lastSpans, d.lastFrom = header, scope, spans, before
 	return nil
 }

@@ -7,10 +7,14 @@ package cache
 // entry), used to size a cache from a byte budget.
 const BytesPerEntry = 56
 
+// BytesPerTag is what a tag adds to an entry, in a set that holds tags.
+const BytesPerTag = 4
+
 // IDSet is a set of trace IDs with FIFO eviction. Its index is a map without
 // pointers, which the garbage collector does not scan. Not safe for concurrent use.
 type IDSet struct {
 	ring    [][16]byte
+	tags    []uint32 // per ring slot, allocated by the first non-zero AddTagged
 	idx     map[[16]byte]uint32
 	head    int // next slot to write
 	n       int
@@ -25,9 +29,18 @@ func NewIDSet(capacity int) *IDSet {
 
 // Add inserts id, evicting the oldest entry when full. Adding an ID already
 // present does nothing.
-func (s *IDSet) Add(id [16]byte) {
+func (s *IDSet) Add(id [16]byte) { s.AddTagged(id, 0) }
+
+// AddTagged inserts id with a tag (what decided it), as Add.
+func (s *IDSet) AddTagged(id [16]byte, tag uint32) {
 	if _, ok := s.idx[id]; ok {
 		return
+	}
+	if tag != 0 && s.tags == nil {
+		s.tags = make([]uint32, len(s.ring))
+	}
+	if s.tags != nil {
+		s.tags[s.head] = tag
 	}
 	if s.n == len(s.ring) {
 		old := s.ring[s.head]
@@ -41,6 +54,15 @@ func (s *IDSet) Add(id [16]byte) {
 	s.ring[s.head] = id
 	s.idx[id] = uint32(s.head)
 	s.head = (s.head + 1) % len(s.ring)
+}
+
+// Tag returns id's tag (0: none, or not in the set).
+func (s *IDSet) Tag(id [16]byte) uint32 {
+	pos, ok := s.idx[id]
+	if !ok || s.tags == nil {
+		return 0
+	}
+	return s.tags[pos]
 }
 
 // Contains reports whether id is in the set.

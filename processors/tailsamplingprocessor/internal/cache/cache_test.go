@@ -34,3 +34,17 @@ func TestIDSetZeroCapacity(t *testing.T) {
 	require.True(t, s.Contains(id(1)))
 	require.Equal(t, 1, s.Cap())
 }
+
+func TestIDSetTags(t *testing.T) {
+	s := NewIDSet(2)
+	s.Add(id(1))
+	s.AddTagged(id(2), 7)
+	require.Equal(t, uint32(0), s.Tag(id(1)), "added before any tag")
+	require.Equal(t, uint32(7), s.Tag(id(2)))
+	s.AddTagged(id(3), 9) // evicts id(1), takes its slot
+	require.Equal(t, uint32(9), s.Tag(id(3)))
+	require.Equal(t, uint32(0), s.Tag(id(1)), "evicted")
+	s.Add(id(4)) // evicts id(2): its slot's tag must not leak to id(4)
+	require.Equal(t, uint32(0), s.Tag(id(4)))
+	require.Equal(t, uint32(9), s.Tag(id(3)))
+}

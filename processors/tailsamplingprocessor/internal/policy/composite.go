@@ -8,6 +8,7 @@ package policy
 // ignored (list order decides).
 type composite struct {
 	subs   []Evaluator
+	names  []string
 	alloc  []int64
 	spent  []int64
 	max    int64
@@ -27,6 +28,7 @@ func (p *composite) Evaluate(t *Trace) Decision {
 			next := p.spent[i] + int64(t.Sum.SpanCount)
 			if next <= p.alloc[i] && next <= p.max {
 				p.spent[i] = next
+				t.Composite = p.names[i]
 				return Sampled
 			}
 			return NotSampled
@@ -53,6 +55,7 @@ func buildComposite(b *Builder, c *Config, _ level) (Evaluator, error) {
 	}
 	p := &composite{subs: es, max: cfg.MaxTotalSpansPerSecond, alloc: make([]int64, len(es)), spent: make([]int64, len(es))}
 	for i, sc := range cfg.SubPolicies {
+		p.names = append(p.names, sc.Name)
 		if v := pct[sc.Name]; v > 0 {
 			p.alloc[i] = int64(float64(v) / 100 * float64(p.max))
 		} else if len(es) > 0 {

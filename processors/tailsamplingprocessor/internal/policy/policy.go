@@ -44,6 +44,10 @@ type Trace struct {
 	ID  [16]byte
 	Sum *store.Summary
 	Now time.Time
+	// Composite is set by a composite policy that samples the trace: the
+	// name of its sub-policy that did (the last such composite's, as
+	// upstream records it).
+	Composite string
 }
 
 // Evaluator decides on one trace. Stateful evaluators (rate limits,
