@@ -166,7 +166,7 @@ func ScoreRun(r *Run) Score {
 			if met {
 				s.ExpectMet++
 			} else {
-				s.Unmet = append(s.Unmet, fmt.Sprintf("%s%v", e.Alertname, e.Labels))
+				s.Unmet = append(s.Unmet, e.Alertname+labelsExcept(e.Labels))
 			}
 		}
 		// Origin: the first cascade (or isolated failure) fired in the window.
