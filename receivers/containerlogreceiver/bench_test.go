@@ -62,3 +62,39 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPollManyFiles is a node with far more log files than
+// max_open_files: 4,096 files under a cap of 256, and at every poll 512 of
+// them (mostly closed) get a line. Each reopening at the cap closes the
+// file idle longest. Per poll: time.
+func BenchmarkPollManyFiles(b *testing.B) {
+	const files, cap, growing = 4096, 256, 512
+	root := b.TempDir()
+	paths := make([]string, files)
+	for i := range paths {
+		paths[i] = filepath.Join(podDir(b, root, "ns", fmt.Sprintf("p%d", i), "u", "c"), "0.log")
+		appendFile(b, paths[i], criLine("stdout", "F", "first"))
+	}
+	cfg := testConfig(root)
+	cfg.MaxOpenFiles = cap
+	next, _ := consumer.NewLogs(func(context.Context, plog.Logs) error { return nil })
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, next)
+	require.NoError(b, err)
+	defer func() {
+		for _, rd := range r.readers {
+			rd.close()
+		}
+	}()
+	r.poll(context.Background())
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		for k := range growing {
+			appendFile(b, paths[(i*growing+k*7)%files], criLine("stdout", "F", "more"))
+		}
+		b.StartTimer()
+		r.poll(context.Background())
+	}
+	b.StopTimer()
+	require.LessOrEqual(b, r.open, cap)
+}

@@ -51,6 +51,12 @@ type logReceiver struct {
 	known   map[fileKey]checkpoint // checkpoints loaded at start, not yet matched
 	gen     uint64
 	open    int
+	// idle is this poll's files read to their end, idle longest first
+	// (see closeIdleTo); idleGen is the poll it was built in, idleBuilt
+	// how often it was built in that poll.
+	idle      []*reader
+	idleGen   uint64
+	idleBuilt int
 
 	lastListWarn time.Time
 	observed     pcommon.Timestamp // when the current read was made
@@ -608,26 +614,53 @@ func (r *logReceiver) closeIdle() {
 }
 
 // closeIdleTo closes files read to their end, idle longest first, until at
-// most limit are open.
+// most limit are open. The candidates are listed and sorted once per poll
+// and taken from the front as files are opened (a node with many more log
+// files than max_open_files opens many per poll), and listed again at most
+// once more when they run out: files read to their end since then become
+// candidates. Past that, a file waits for the next poll.
 func (r *logReceiver) closeIdleTo(limit int) {
 	if r.open <= limit {
 		return
 	}
-	idle := make([]*reader, 0, len(r.readers))
-	for _, rd := range r.readers {
-		// A line without its newline yet stays in carry: reading goes on
-		// at offset once reopened.
+	if r.idleGen != r.gen {
+		clear(r.idle) // no reader kept alive past its poll
+		r.idleGen, r.idleBuilt, r.idle = r.gen, 0, r.idle[:0]
+	}
+	for r.open > limit {
+		if len(r.idle) == 0 {
+			if r.idleBuilt >= 2 {
+				return
+			}
+			r.listIdle()
+			if len(r.idle) == 0 {
+				return
+			}
+		}
+		rd := r.idle[0]
+		r.idle[0] = nil
+		r.idle = r.idle[1:]
+		// Still open and read to its end: not reopened, read or closed
+		// since the list was made.
 		if rd.f != nil && rd.offset >= rd.size {
-			idle = append(idle, rd)
+			r.closeFile(rd)
 		}
 	}
-	slices.SortFunc(idle, func(a, b *reader) int { return a.lastData.Compare(b.lastData) })
-	for _, rd := range idle {
-		if r.open <= limit {
-			break
+}
+
+// listIdle lists the open files read to their end, idle longest first. A
+// line without its newline yet stays in carry: reading goes on at offset
+// once reopened.
+func (r *logReceiver) listIdle() {
+	r.idleBuilt++
+	clear(r.idle)
+	r.idle = r.idle[:0]
+	for _, rd := range r.readers {
+		if rd.f != nil && rd.offset >= rd.size {
+			r.idle = append(r.idle, rd)
 		}
-		r.closeFile(rd)
 	}
+	slices.SortFunc(r.idle, func(a, b *reader) int { return a.lastData.Compare(b.lastData) })
 }
 
 // batch is the records waiting to be sent, one ResourceLogs per file.

@@ -29,7 +29,7 @@ import (
 )
 
 // podDir makes /var/log/pods/<ns>_<pod>_<uid>/<container> under root.
-func podDir(t *testing.T, root, ns, pod, uid, container string) string {
+func podDir(t testing.TB, root, ns, pod, uid, container string) string {
 	t.Helper()
 	d := filepath.Join(root, "var", "log", "pods", ns+"_"+pod+"_"+uid, container)
 	require.NoError(t, os.MkdirAll(d, 0o755))
@@ -40,7 +40,7 @@ func criLine(stream, tag, content string) string {
 	return "2026-12-07T10:00:00.123456789Z " + stream + " " + tag + " " + content + "\n"
 }
 
-func appendFile(t *testing.T, path, s string) {
+func appendFile(t testing.TB, path, s string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	require.NoError(t, err)
