@@ -49,12 +49,12 @@ func (e *Engine) Evaluate(now time.Time) []Transition {
 	current := map[string]bool{}
 	blast := map[string]string{}
 	for _, s := range e.services {
-		s.origin = false
+		s.origin, s.starved = false, false
 	}
 	for _, inc := range incs {
 		current[inc.origin] = true
 		if s, ok := e.services[inc.origin]; ok {
-			s.origin = true
+			s.origin, s.starved = true, inc.callerSide
 		}
 		for _, n := range append(slices.Sorted(maps.Keys(inc.affected)), inc.origin) {
 			if _, taken := blast[n]; !taken {

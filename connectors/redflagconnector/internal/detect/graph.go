@@ -93,6 +93,8 @@ func (e *Engine) edgeOrigins(g *graph, ed *edge, memo map[string][]string, onPat
 	switch side := e.side(ed); {
 	case side == sideBetween && e.callerStarved(g, ed.caller):
 		return []string{ed.caller}
+	case side == sideBetween && !ed.failing() && e.stillStarved(ed.caller):
+		return []string{ed.caller}
 	case side == sideBetween && !ed.failing() && ed.ev.err1 < ed.ev.thr/2 && e.selfGrew(ed.caller):
 		return []string{ed.caller}
 	case side == sideBetween && !ed.failing():
@@ -153,6 +155,17 @@ func (e *Engine) callerStarved(g *graph, caller string) bool {
 		}
 	}
 	return len(between) >= 2
+}
+
+// stillStarved reports whether a caller was the origin of a caller-side
+// incident at the last evaluation and its own requests are still slowed
+// (half the latency test's share holds). As a starved caller recovers, its
+// calls to some callees return to normal before others (the last queued
+// ones): the one still slow is its incident's tail, not that callee's
+// links.
+func (e *Engine) stillStarved(caller string) bool {
+	s, ok := e.services[caller]
+	return ok && s.starved && s.ev.lat.n > 0 && s.ev.lat.share >= e.cfg.LatencySpike.MinShare/2
 }
 
 // selfGrew reports whether the time a service's requests spend in its own

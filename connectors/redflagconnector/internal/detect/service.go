@@ -29,6 +29,9 @@ type service struct {
 	slos      []sloState
 	ev        serviceEval
 	origin    bool
+	// starved: the origin of a caller-side incident (its own side of its
+	// calls got slow) at the last evaluation.
+	starved bool
 }
 
 type serviceEval struct {
