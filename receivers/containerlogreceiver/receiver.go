@@ -52,10 +52,9 @@ type logReceiver struct {
 	gen     uint64
 	open    int
 	// idle is this poll's files read to their end, idle longest first
-	// (see closeIdleTo); idleGen is the poll it was built in, idleBuilt
-	// how often it was built in that poll.
+	// (see closeIdleTo), and idleBuilt how often it was listed in this
+	// poll; both are reset when a poll starts.
 	idle      []*reader
-	idleGen   uint64
 	idleBuilt int
 
 	lastListWarn time.Time
@@ -188,6 +187,9 @@ func (r *logReceiver) poll(ctx context.Context) {
 	}
 	r.gen++
 	first := r.gen == 1
+	// The last poll's idle list: no reader is kept alive by it.
+	clear(r.idle)
+	r.idle, r.idleBuilt = r.idle[:0], 0
 	for _, path := range r.match() {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -622,10 +624,6 @@ func (r *logReceiver) closeIdle() {
 func (r *logReceiver) closeIdleTo(limit int) {
 	if r.open <= limit {
 		return
-	}
-	if r.idleGen != r.gen {
-		clear(r.idle) // no reader kept alive past its poll
-		r.idleGen, r.idleBuilt, r.idle = r.gen, 0, r.idle[:0]
 	}
 	for r.open > limit {
 		if len(r.idle) == 0 {
