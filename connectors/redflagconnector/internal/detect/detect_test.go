@@ -20,6 +20,14 @@ func TestBinsAndQuantiles(t *testing.T) {
 	require.Equal(t, 2, BinOf(1))
 	require.Equal(t, 3, BinOf(1.2))
 	require.Equal(t, NumBins-1, BinOf(1e9))
+	// A duration equal to an even bin's upper bound (a power of two, an
+	// exported bucket bound) is in that bin, the next float above it in the
+	// next one: the exported buckets are le bounds.
+	for i := 2; i < NumBins-1; i += 2 {
+		u := BinUpperMs(i)
+		require.Equal(t, i, BinOf(u), "BinOf(%v)", u)
+		require.Equal(t, i+1, BinOf(math.Nextafter(u, math.Inf(1))), "just above %v", u)
+	}
 	for _, ms := range []float64{0.7, 3, 17, 250, 999, 5000} {
 		b := BinOf(ms)
 		require.LessOrEqual(t, ms, BinUpperMs(b))

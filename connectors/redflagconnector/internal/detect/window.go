@@ -53,7 +53,19 @@ func BinOf(ms float64) int {
 	if !(ms > 0.5) { // also catches NaN
 		return 0
 	}
-	b := int(math.Ceil(2*math.Log2(ms))) + 2
+	// ceil(2*log2(ms)) + 2 without a logarithm: ms = frac * 2^exp with frac
+	// in [0.5, 1), so 2*log2(ms) is 2*exp - 2 plus 0 (frac exactly 0.5), 1
+	// (up to sqrt(2)/2) or 2 (above). Spans are observed one by one, and the
+	// logarithm was a tenth of the connector's cost.
+	frac, exp := math.Frexp(ms)
+	b := 2 * exp
+	switch {
+	case frac == 0.5:
+	case frac <= math.Sqrt2/2:
+		b++
+	default:
+		b += 2
+	}
 	if b >= NumBins {
 		return NumBins - 1
 	}

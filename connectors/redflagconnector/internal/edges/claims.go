@@ -50,12 +50,12 @@ func claimable(name, service string) bool {
 
 // batchClaims collects a batch's claims, each once, before the cache.
 type batchClaims struct {
-	seen map[claimKey]struct{}
+	seen map[claimKey]bool // whether claimable, so each name is parsed once a batch
 	list []detect.Claim
 }
 
 func (bc *batchClaims) add(name, service string, kind detect.ClaimKind) {
-	if !claimable(name, service) {
+	if name == "" {
 		return
 	}
 	k := claimKey{name, service, kind}
@@ -63,8 +63,11 @@ func (bc *batchClaims) add(name, service string, kind detect.ClaimKind) {
 		return
 	}
 	if bc.seen == nil {
-		bc.seen = map[claimKey]struct{}{}
+		bc.seen = map[claimKey]bool{}
 	}
-	bc.seen[k] = struct{}{}
-	bc.list = append(bc.list, detect.Claim{Name: name, Service: service, Kind: kind})
+	ok := claimable(name, service)
+	bc.seen[k] = ok
+	if ok {
+		bc.list = append(bc.list, detect.Claim{Name: name, Service: service, Kind: kind})
+	}
 }

@@ -93,28 +93,60 @@ func (x *Extractor) sampled(id pcommon.SpanID) bool {
 	return !id.IsEmpty() && (x.threshold == math.MaxUint64 || idKey(id) < x.threshold)
 }
 
-// batchIndex aggregates one batch's observations by edge and service.
+// batchIndex aggregates one batch's observations by edge and service. A
+// batch usually holds a handful of each: up to smallIndex of them are found
+// by comparing names (a fifth of the cost of hashing two strings per span),
+// more through maps built when the batch outgrows that.
 type batchIndex struct {
 	edges    map[[2]string]int
 	services map[string]int
 }
 
+const smallIndex = 8
+
 func (bi *batchIndex) edge(b *detect.Batch, caller, callee string) *detect.EdgeDelta {
-	k := [2]string{caller, callee}
-	if i, ok := bi.edges[k]; ok {
+	if bi.edges == nil {
+		for i := range b.Edges {
+			if e := &b.Edges[i]; e.Callee == callee && e.Caller == caller {
+				return e
+			}
+		}
+		if len(b.Edges) >= smallIndex {
+			bi.edges = make(map[[2]string]int, 2*len(b.Edges))
+			for i, e := range b.Edges {
+				bi.edges[[2]string{e.Caller, e.Callee}] = i
+			}
+		}
+	} else if i, ok := bi.edges[[2]string{caller, callee}]; ok {
 		return &b.Edges[i]
 	}
 	b.Edges = append(b.Edges, detect.EdgeDelta{Caller: caller, Callee: callee})
-	bi.edges[k] = len(b.Edges) - 1
+	if bi.edges != nil {
+		bi.edges[[2]string{caller, callee}] = len(b.Edges) - 1
+	}
 	return &b.Edges[len(b.Edges)-1]
 }
 
 func (bi *batchIndex) service(b *detect.Batch, name string) *detect.ServiceDelta {
-	if i, ok := bi.services[name]; ok {
+	if bi.services == nil {
+		for i := range b.Services {
+			if s := &b.Services[i]; s.Service == name {
+				return s
+			}
+		}
+		if len(b.Services) >= smallIndex {
+			bi.services = make(map[string]int, 2*len(b.Services))
+			for i, s := range b.Services {
+				bi.services[s.Service] = i
+			}
+		}
+	} else if i, ok := bi.services[name]; ok {
 		return &b.Services[i]
 	}
 	b.Services = append(b.Services, detect.ServiceDelta{Service: name})
-	bi.services[name] = len(b.Services) - 1
+	if bi.services != nil {
+		bi.services[name] = len(b.Services) - 1
+	}
 	return &b.Services[len(b.Services)-1]
 }
 
@@ -185,7 +217,7 @@ var opsPool = sync.Pool{New: func() any { return new([]joinOp) }}
 
 // Traces adds what td says to b. now is the processing time.
 func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
-	bi := batchIndex{edges: map[[2]string]int{}, services: map[string]int{}}
+	var bi batchIndex
 	opsBuf := opsPool.Get().(*[]joinOp)
 	ops := (*opsBuf)[:0]
 	defer func() {
