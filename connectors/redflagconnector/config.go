@@ -33,9 +33,25 @@ type Config struct {
 	// EdgeMetrics emits the per-edge RED metrics (calls, errors by class,
 	// duration histogram, retries, learned timeout) with the alerts.
 	EdgeMetrics bool `mapstructure:"edge_metrics"`
+	// Mesh reads service-mesh request metrics (Istio's standard metrics,
+	// Linkerd's proxy metrics) arriving on a metrics input as calls, for
+	// services whose only per-call telemetry is their sidecars'.
+	Mesh MeshConfig `mapstructure:"mesh"`
 	// Status names an extension (vigil_status) that receives the live state for
 	// the status page and alert-driven sampling.
 	Status *component.ID `mapstructure:"status"`
+}
+
+// MeshConfig configures reading service-mesh metrics.
+type MeshConfig struct {
+	// Enabled reads istio_requests_total, istio_request_duration_milliseconds,
+	// and Linkerd's response_total and response_latency_ms (those with its
+	// direction label) as calls. On by default: the names are the meshes'.
+	Enabled bool `mapstructure:"enabled"`
+	// MaxSeries bounds the counter and histogram series whose last value is
+	// kept (about 300 bytes each); points of new series past it are dropped
+	// and counted.
+	MaxSeries int `mapstructure:"max_series"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -65,6 +81,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEdges <= 0 {
 		bad("max_edges", c.MaxEdges, "must be positive")
+	}
+	if c.Mesh.MaxSeries <= 0 {
+		bad("mesh.max_series", c.Mesh.MaxSeries, "must be positive")
 	}
 	if c.MaxServices <= 0 {
 		bad("max_services", c.MaxServices, "must be positive")

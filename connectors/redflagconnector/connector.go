@@ -41,6 +41,7 @@ type core struct {
 	logger *zap.Logger
 	tel    *metadata.TelemetryBuilder
 	ext    *edges.Extractor
+	mesh   *edges.Mesh // nil unless mesh.enabled
 	eng    *detect.Engine
 	clock  clockwork.Clock
 	onDone func()
@@ -101,6 +102,9 @@ func newCore(set connector.Settings, cfg *Config, clock clockwork.Clock, onDone 
 		stop:       make(chan struct{}),
 		prevSeries: map[string]seriesRef{},
 		resource:   map[string]string{"service.name": "vigil", "service.instance.id": host},
+	}
+	if cfg.Mesh.Enabled {
+		c.mesh = edges.NewMesh(cfg.Mesh.MaxSeries)
 	}
 	c.pool.New = func() any { return new(detect.Batch) }
 	c.gauges.Store(&gaugeValues{})
@@ -201,10 +205,14 @@ func (m *metricsIn) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) erro
 	}
 	c := m.c
 	b := c.pool.Get().(*detect.Batch)
+	now := c.clock.Now()
 	c.ext.Metrics(md, b)
+	if c.mesh != nil {
+		c.mesh.Metrics(md, now, b)
+	}
 	c.tel.ConnectorRedflagDatapointsReceived.Add(ctx, int64(md.DataPointCount()))
 	c.observed[signalMetrics].Add(int64(md.DataPointCount()))
-	c.submit(ctx, work{now: c.clock.Now(), b: b})
+	c.submit(ctx, work{now: now, b: b})
 	return nil
 }
 
@@ -334,6 +342,10 @@ func (c *core) evaluate(now time.Time) {
 		Edges: int64(st.Edges), Services: int64(st.Services), Pending: pending, Firing: firing,
 		EdgesOverflow: int64(st.EdgesOverflow), EdgesExpired: int64(st.EdgesExpired),
 		JoinDropped: int64(xs.JoinDropped), JoinExpired: int64(xs.Expired), NoCallee: int64(xs.NoCallee),
+	}
+	if c.mesh != nil {
+		ms := c.mesh.Stats()
+		g.MeshPoints, g.MeshSeries, g.MeshDropped, g.MeshResets = int64(ms.Points), int64(ms.Series), int64(ms.Dropped), int64(ms.Resets)
 	}
 	c.gauges.Store(g)
 	if status != nil {

@@ -47,6 +47,7 @@ func createDefaultConfig() component.Config {
 		JoinSampleRatio:    1,
 		MaxJoinEntries:     100_000,
 		EdgeMetrics:        true,
+		Mesh:               MeshConfig{Enabled: true, MaxSeries: 100_000},
 	}
 }
 

@@ -23,6 +23,9 @@ type gaugeValues struct {
 	EdgesOverflow, EdgesExpired int64
 	JoinDropped, JoinExpired    int64
 	NoCallee                    int64
+	// Service-mesh metrics: points read, series kept, points of new series
+	// dropped at the cap, counter resets (cumulative but Series).
+	MeshPoints, MeshSeries, MeshDropped, MeshResets int64
 }
 
 // newTelemetry creates the instruments metadata.yaml declares (generated into
@@ -59,6 +62,10 @@ func newTelemetry(set component.TelemetrySettings, gauges *atomic.Pointer[gaugeV
 		tb.RegisterConnectorRedflagJoinsDroppedCallback(observe(func(g *gaugeValues) int64 { return g.JoinDropped })),
 		tb.RegisterConnectorRedflagJoinsExpiredCallback(observe(func(g *gaugeValues) int64 { return g.JoinExpired })),
 		tb.RegisterConnectorRedflagSpansWithoutCalleeCallback(observe(func(g *gaugeValues) int64 { return g.NoCallee })),
+		tb.RegisterConnectorRedflagMeshDatapointsCallback(observe(func(g *gaugeValues) int64 { return g.MeshPoints })),
+		tb.RegisterConnectorRedflagMeshSeriesCallback(observe(func(g *gaugeValues) int64 { return g.MeshSeries })),
+		tb.RegisterConnectorRedflagMeshSeriesDroppedCallback(observe(func(g *gaugeValues) int64 { return g.MeshDropped })),
+		tb.RegisterConnectorRedflagMeshCounterResetsCallback(observe(func(g *gaugeValues) int64 { return g.MeshResets })),
 	)
 	if err != nil {
 		tb.Shutdown()

@@ -13,7 +13,9 @@ type edge struct {
 	caller, callee string
 	// kind is what the callee name is (an unresolved address, a host, a
 	// service, ...), for annotations and the status page.
-	kind       redflag.Kind
+	kind redflag.Kind
+	// mesh: some of its calls were read from a service mesh's metrics.
+	mesh       bool
 	win        ring
 	total      Counts
 	lastBucket int64
@@ -367,6 +369,7 @@ func (ed *edge) merge(o *edge) {
 	if o.baseFanout.n > ed.baseFanout.n {
 		ed.baseFanout = o.baseFanout
 	}
+	ed.mesh = ed.mesh || o.mesh
 	if o.baseParent.n > ed.baseParent.n {
 		ed.baseParent = o.baseParent
 	}

@@ -47,6 +47,9 @@ type EdgeDelta struct {
 	Counts
 	// ErrTrace is an example trace ID of a failed call (zero if none).
 	ErrTrace [16]byte
+	// Mesh: the calls come from a service mesh's metrics, which never say
+	// which of the caller's requests made them (no joins).
+	Mesh bool
 }
 
 // ServiceDelta is what a service's inbound requests (server spans) contributed.
@@ -216,6 +219,7 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 				ed.kind = redflag.KindService
 			}
 		}
+		ed.mesh = ed.mesh || d.Mesh
 		ed.win.add(bk, &d.Counts)
 		ed.total.Add(&d.Counts)
 		ed.lastBucket = bk

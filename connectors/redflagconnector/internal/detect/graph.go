@@ -3,6 +3,7 @@ package detect
 import (
 	"cmp"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 )
@@ -323,7 +324,29 @@ func (e *Engine) slowReachesCaller(ed *edge) bool {
 	if !ed.ev.slow && !ed.ev.slowKeep {
 		return false
 	}
+	if ed.mesh && ed.baseParent.n == 0 {
+		return e.slowReachesCallerUnjoined(ed)
+	}
 	gained := ed.ev.lat.recentP50 - ed.baseLat.quantile(0.5)
 	need := max(gained/2, float64(e.cfg.LatencySpike.MinDelta.Milliseconds()))
 	return gained > 0 && ed.ev.parentRise >= need
+}
+
+// slowReachesCallerUnjoined judges an edge no join ever measured (a service
+// mesh's metrics say nothing of which requests made which calls) from the
+// caller's requests as a whole: the share of them in their tail grew by at
+// least half of what the slow calls add to it (in proportion to how many
+// calls to the callee it makes per request), by two points at least, and
+// beyond chance (three standard deviations of the share at its normal).
+func (e *Engine) slowReachesCallerUnjoined(ed *edge) bool {
+	s, ok := e.services[ed.caller]
+	if !ok || s.ev.lat.n < 20 || s.ev.lat.barMs <= 0 {
+		return false
+	}
+	base := s.ev.lat.tailBase
+	callerRise := s.ev.lat.share - base
+	callRise := ed.ev.lat.share - ed.ev.lat.tailBase
+	perRequest := min(1, ed.ev.lat.n/s.ev.lat.n)
+	chance := 3 * math.Sqrt(max(base, 0.01)*(1-base)/s.ev.lat.n)
+	return callRise > 0 && callerRise >= max(0.02, chance, callRise*perRequest/2)
 }

@@ -41,6 +41,10 @@ type TelemetryBuilder struct {
 	ConnectorRedflagJoinsDropped       metric.Int64ObservableCounter
 	ConnectorRedflagJoinsExpired       metric.Int64ObservableCounter
 	ConnectorRedflagLogRecordsReceived metric.Int64Counter
+	ConnectorRedflagMeshCounterResets  metric.Int64ObservableCounter
+	ConnectorRedflagMeshDatapoints     metric.Int64ObservableCounter
+	ConnectorRedflagMeshSeries         metric.Int64ObservableGauge
+	ConnectorRedflagMeshSeriesDropped  metric.Int64ObservableCounter
 	ConnectorRedflagServices           metric.Int64ObservableGauge
 	ConnectorRedflagSpansReceived      metric.Int64Counter
 	ConnectorRedflagSpansWithoutCallee metric.Int64ObservableCounter
@@ -138,6 +142,66 @@ func (builder *TelemetryBuilder) RegisterConnectorRedflagJoinsExpiredCallback(cb
 		cb(ctx, &observerInt64{inst: builder.ConnectorRedflagJoinsExpired, obs: o})
 		return nil
 	}, builder.ConnectorRedflagJoinsExpired)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterConnectorRedflagMeshCounterResetsCallback sets callback for observable ConnectorRedflagMeshCounterResets metric.
+func (builder *TelemetryBuilder) RegisterConnectorRedflagMeshCounterResetsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ConnectorRedflagMeshCounterResets, obs: o})
+		return nil
+	}, builder.ConnectorRedflagMeshCounterResets)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterConnectorRedflagMeshDatapointsCallback sets callback for observable ConnectorRedflagMeshDatapoints metric.
+func (builder *TelemetryBuilder) RegisterConnectorRedflagMeshDatapointsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ConnectorRedflagMeshDatapoints, obs: o})
+		return nil
+	}, builder.ConnectorRedflagMeshDatapoints)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterConnectorRedflagMeshSeriesCallback sets callback for observable ConnectorRedflagMeshSeries metric.
+func (builder *TelemetryBuilder) RegisterConnectorRedflagMeshSeriesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ConnectorRedflagMeshSeries, obs: o})
+		return nil
+	}, builder.ConnectorRedflagMeshSeries)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterConnectorRedflagMeshSeriesDroppedCallback sets callback for observable ConnectorRedflagMeshSeriesDropped metric.
+func (builder *TelemetryBuilder) RegisterConnectorRedflagMeshSeriesDroppedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ConnectorRedflagMeshSeriesDropped, obs: o})
+		return nil
+	}, builder.ConnectorRedflagMeshSeriesDropped)
 	if err != nil {
 		return err
 	}
@@ -282,6 +346,30 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_connector_redflag_log_records_received",
 		metric.WithDescription("Log records the detectors observed. [Alpha]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorRedflagMeshCounterResets, err = builder.meter.Int64ObservableCounter(
+		"otelcol_connector_redflag_mesh_counter_resets",
+		metric.WithDescription("Service-mesh counters that went down (a proxy restarted) and were counted from zero. [Alpha]"),
+		metric.WithUnit("{series}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorRedflagMeshDatapoints, err = builder.meter.Int64ObservableCounter(
+		"otelcol_connector_redflag_mesh_datapoints",
+		metric.WithDescription("Service-mesh request metric points (Istio, Linkerd) read as calls. [Alpha]"),
+		metric.WithUnit("{datapoint}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorRedflagMeshSeries, err = builder.meter.Int64ObservableGauge(
+		"otelcol_connector_redflag_mesh_series",
+		metric.WithDescription("Service-mesh counter and histogram series whose last value is kept to turn them into rates. [Alpha]"),
+		metric.WithUnit("{series}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ConnectorRedflagMeshSeriesDropped, err = builder.meter.Int64ObservableCounter(
+		"otelcol_connector_redflag_mesh_series_dropped",
+		metric.WithDescription("Points of new service-mesh series refused at mesh.max_series. [Alpha]"),
+		metric.WithUnit("{datapoint}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ConnectorRedflagServices, err = builder.meter.Int64ObservableGauge(
