@@ -215,6 +215,7 @@ bench: build peer
 eval-redflags: test-deps build testbed
 	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags -results benchmarks/RESULTS.md \
 		-testbed -vigil $(BIN) -testbed-bin $(TESTBED_BIN) -toxiproxy $(CURDIR)/.cache/bin/toxiproxy-server $(EVAL_FLAGS)
+	$(GO) run ./connectors/redflagconnector/internal/eval/cmd/evalredflags -results benchmarks/RESULTS.md -mesh
 
 clean:
 	rm -rf bin

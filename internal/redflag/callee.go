@@ -146,6 +146,12 @@ func (p *Peer) Callee() (string, Kind) {
 	return "", KindNone
 }
 
+// Database reports whether the span is a database call (db.system), and
+// Messaging whether it is a broker's (messaging.destination): protocols a
+// service mesh's proxies carry as TCP, without calls, codes or durations.
+func (p *Peer) Database() bool  { return p.dbSystem != "" }
+func (p *Peer) Messaging() bool { return p.msgDest != "" }
+
 // URL returns the span's url.full (or http.url).
 func (p *Peer) URL() string { return p.url }
 

@@ -385,6 +385,12 @@ func (s *Sim) emitServer(r *request) {
 }
 
 // emitClient writes the CLIENT span of one call attempt.
+// HandledLateAttr is set on the client spans of a CPU-starved caller: how
+// long (ns) the caller took to handle the answer after it arrived, a part of
+// the span's duration that a sidecar proxy, measuring the call on the wire,
+// does not see. Nothing but the red-flag evaluation's mesh emulator reads it.
+const HandledLateAttr = "vigil.simulate.handled_late_ns"
+
 func (s *Sim) emitClient(c *call, res result) {
 	st := c.site
 	caller := c.r.inst
@@ -400,6 +406,11 @@ func (s *Sim) emitClient(c *call, res result) {
 	sp.SetEndTimestamp(pcommon.Timestamp(s.now))
 	a := sp.Attributes()
 	a.EnsureCapacity(10)
+	if res.late > 0 {
+		// Only the evaluation's mesh emulator reads it (a sidecar sees the
+		// answer when it arrives): see HandledLateAttr.
+		a.PutInt(HandledLateAttr, res.late)
+	}
 	local := res.kind == rTimeout || res.kind == rConnect || res.kind == rBreaker || res.kind == rCancelled
 	isErr := false
 	errType := ""

@@ -300,7 +300,9 @@ func (s *Sim) dispatch(e *event) {
 			// A starved caller handles the answer late: its client span
 			// (and its request) runs on past the response.
 			if st := e.ref.c.r.inst.svc.starve; st > 0 && e.n == 0 {
-				s.schedule(event{at: s.now + int64(s.lognormal(st, 0.5)), kind: evResponse, ref: e.ref, res: e.res, n: 1})
+				res := e.res
+				res.late = int64(s.lognormal(st, 0.5))
+				s.schedule(event{at: s.now + res.late, kind: evResponse, ref: e.ref, res: res, n: 1})
 				return
 			}
 			s.resolve(e.ref.c, e.res)

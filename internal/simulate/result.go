@@ -22,6 +22,9 @@ const (
 type result struct {
 	kind rkind
 	code int16 // rClient: the HTTP status
+	// late is how long (ns) a CPU-starved caller took to handle the answer
+	// after it arrived: in its client span, not in what a sidecar measures.
+	late int64
 }
 
 func (r result) ok() bool     { return r.kind == rOK }

@@ -229,3 +229,25 @@ func errorTypeClass(t string) (detect.Class, bool) {
 	}
 	return detect.ClassOther, false
 }
+
+// SpanCall classifies one span as the connector does: how it ended and, for
+// a client span, the callee name it gives and what kind of name that is
+// (KindDatabase or KindQueue for any database or broker call). The
+// evaluation's mesh emulator uses it to say what a sidecar would have
+// reported for the same call.
+func SpanCall(sp ptrace.Span) (callee string, kind redflag.Kind, o detect.Outcome) {
+	var f facts
+	f.read(sp.Attributes())
+	var msg string
+	if sp.Status().Code() == ptrace.StatusCodeError {
+		msg = sp.Status().Message()
+	}
+	callee, kind = f.peer.Callee()
+	switch {
+	case f.peer.Database():
+		kind = redflag.KindDatabase
+	case f.peer.Messaging():
+		kind = redflag.KindQueue
+	}
+	return callee, kind, f.outcome(sp.Status().Code(), msg)
+}

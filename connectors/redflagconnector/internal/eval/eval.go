@@ -47,6 +47,12 @@ type Options struct {
 	Duration      time.Duration // total, for negative controls (0: FaultAfter+FaultDuration+After)
 	Config        detect.Config
 	JoinSample    float64
+	// Mesh replaces the spans with what Istio's sidecars would have
+	// reported for the same calls (istioEmu), scraped every ScrapeInterval
+	// (15 s when zero), as for a team whose only per-call telemetry is its
+	// mesh's. Logs and metrics are fed as they are.
+	Mesh           bool
+	ScrapeInterval time.Duration
 }
 
 // Simulate runs one scenario through the detectors, evaluating every 10 s of
@@ -67,16 +73,37 @@ func Simulate(scenario string, seed int64, o Options) (*Run, error) {
 	run := &Run{Scenario: scenario, Seed: seed, Truth: sim.Truth(), Duration: total}
 	open := map[string]int{}
 	var b detect.Batch
-	const step = detect.BucketWidth
-	for elapsed := time.Duration(0); elapsed < total; elapsed += step {
+	step := detect.BucketWidth
+	var emu *istioEmu
+	var mesh *edges.Mesh
+	scrapeEvery := o.ScrapeInterval
+	if o.Mesh {
+		emu, mesh = newIstioEmu(), edges.NewMesh(100_000)
+		if scrapeEvery <= 0 {
+			scrapeEvery = 15 * time.Second
+		}
+		step = 5 * time.Second // scrapes land between evaluations
+	}
+	for elapsed := time.Duration(0); elapsed < total; {
 		batch := sim.Advance(step)
+		elapsed += step
 		now := sim.Now()
-		b.Reset()
-		x.Traces(batch.Traces, now, &b)
+		if o.Mesh {
+			emu.add(batch.Traces)
+			if elapsed%scrapeEvery == 0 {
+				mesh.Metrics(emu.scrape(now), now, &b)
+			}
+		} else {
+			x.Traces(batch.Traces, now, &b)
+		}
 		x.Logs(batch.Logs, &b)
 		x.Metrics(batch.Metrics, &b)
 		run.Spans += int64(batch.Traces.SpanCount())
+		if elapsed%detect.BucketWidth != 0 {
+			continue
+		}
 		eng.Apply(now.Add(-time.Millisecond), &b)
+		b.Reset()
 		for _, tr := range eng.Evaluate(now) {
 			key := fmt.Sprint(tr.Alert.Labels)
 			switch tr.Alert.State {
@@ -126,6 +153,9 @@ type Score struct {
 	TruePositives  int // firings explained by a fault (expected or tolerated)
 	FalsePositives []Firing
 }
+
+// Headline is the alert that says the fault was found (see headline).
+func Headline(f simulate.Fault) string { return headline(f) }
 
 // headline is the alert that says the fault was found: CascadingFailure or
 // IsolatedFailure when expected, else the first expected alert.

@@ -24,6 +24,7 @@ func main() {
 	flag.Float64Var(&so.negHours, "negative-hours", 24, "simulated hours per negative control (one seed)")
 	flag.Float64Var(&so.rate, "rate", 30, "root requests per second")
 	flag.BoolVar(&so.verbose, "v", false, "print every run")
+	flag.BoolVar(&so.mesh, "mesh", false, "evaluate on the simulator with the spans replaced by the Istio metrics its sidecars would have reported")
 	flag.StringVar(&so.results, "results", "", "also write the reports as sections of this file (benchmarks/RESULTS.md)")
 	flag.BoolVar(&to.live, "testbed", false, "also evaluate on the testbed of real services, live against the vigil binary")
 	flag.StringVar(&to.replay, "replay", "", "evaluate on recordings of earlier testbed runs (comma-separated; each with its FILE.truth.json)")
