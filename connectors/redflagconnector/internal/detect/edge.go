@@ -14,8 +14,10 @@ type edge struct {
 	// kind is what the callee name is (an unresolved address, a host, a
 	// service, ...), for annotations and the status page.
 	kind redflag.Kind
-	// mesh: some of its calls were read from a service mesh's metrics.
+	// mesh: some of its calls were read from a service mesh's metrics;
+	// spanBucket: the last bucket spans described it (see spansWin).
 	mesh       bool
+	spanBucket int64
 	win        ring
 	total      Counts
 	lastBucket int64
@@ -370,6 +372,7 @@ func (ed *edge) merge(o *edge) {
 		ed.baseFanout = o.baseFanout
 	}
 	ed.mesh = ed.mesh || o.mesh
+	ed.spanBucket = max(ed.spanBucket, o.spanBucket)
 	if o.baseParent.n > ed.baseParent.n {
 		ed.baseParent = o.baseParent
 	}

@@ -59,7 +59,14 @@ type ServiceDelta struct {
 	// Self is the exclusive time of joined requests (see service.self).
 	Self     Hist
 	ErrTrace [16]byte
+	// Mesh: the requests come from a service mesh's metrics.
+	Mesh bool
 }
+
+// spansWin is how long after a span last described an edge or a service
+// its service mesh's metrics are ignored: a traced service behind a sidecar
+// would have each call counted twice, and spans say more.
+const spansWin = 30 // buckets
 
 // LogDelta is what a service's logs contributed.
 type LogDelta struct {
@@ -177,6 +184,11 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 			continue
 		}
 		renamed = renamed || !known
+		if d.Mesh && s.spanBucket != 0 && bk-s.spanBucket <= spansWin {
+			continue
+		} else if !d.Mesh {
+			s.spanBucket = bk
+		}
 		if s.since.IsZero() {
 			s.since = now
 			s.learn.startAt(bk)
@@ -218,6 +230,11 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 			if callee != d.Callee {
 				ed.kind = redflag.KindService
 			}
+		}
+		if d.Mesh && ed.spanBucket != 0 && bk-ed.spanBucket <= spansWin {
+			continue
+		} else if !d.Mesh {
+			ed.spanBucket = bk
 		}
 		ed.mesh = ed.mesh || d.Mesh
 		ed.win.add(bk, &d.Counts)

@@ -13,6 +13,7 @@ type service struct {
 	in         ring
 	total      Counts
 	lastBucket int64
+	spanBucket int64 // last bucket spans described it (see spansWin)
 	since      time.Time
 	errTrace   [16]byte
 	// self holds, per bucket, the exclusive time of joined requests: the

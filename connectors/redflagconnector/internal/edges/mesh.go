@@ -42,8 +42,8 @@ type Mesh struct {
 	seed      maphash.Seed
 	maxSeries int
 	series    map[uint64]*meshSeries
-	targets   map[uint64]int64    // scraped targets, last seen (unix s)
-	clientRep map[[2]string]int64 // caller/callee pairs a client-side proxy reported, last seen
+	targets   map[uint64]*meshTarget // scraped targets
+	clientRep map[[2]string]int64    // caller/callee pairs a client-side proxy reported, last seen
 	swept     int64
 	stats     MeshStats
 }
@@ -54,6 +54,33 @@ type MeshStats struct {
 	Resets  uint64 // counters that went down (a proxy restart)
 	Dropped uint64 // points of new series refused at the series cap
 	Series  int    // series tracked now
+}
+
+// meshTarget is what is known of a scrape target's scrapes: the time of its
+// latest scrape's points and of the one before (zero until there was one).
+type meshTarget struct {
+	seen      int64 // unix s
+	cur, prev pcommon.Timestamp
+}
+
+// scraped notes a point's timestamp: a later one starts a new scrape.
+func (t *meshTarget) scraped(ts pcommon.Timestamp) {
+	if ts > t.cur {
+		t.prev, t.cur = t.cur, ts
+	}
+}
+
+// newSince reports whether a series first seen now started after the
+// target's previous scrape, so all it counted is new: Envoy creates a series
+// at its first request (a first 503 is a new series). A series that only
+// looks new (the target's first scrape, split across batches; a series let in
+// again under the cap) started before, and is a baseline. Without a start
+// time, a series is new when the target had an earlier scrape.
+func (t *meshTarget) newSince(start pcommon.Timestamp) bool {
+	if t.prev == 0 {
+		return false
+	}
+	return start == 0 || start > t.prev
 }
 
 type meshSeries struct {
@@ -71,7 +98,7 @@ const meshStale = 10 * 60 // seconds
 // NewMesh returns a converter tracking at most maxSeries series.
 func NewMesh(maxSeries int) *Mesh {
 	return &Mesh{seed: maphash.MakeSeed(), maxSeries: max(maxSeries, 1),
-		series: map[uint64]*meshSeries{}, targets: map[uint64]int64{}, clientRep: map[[2]string]int64{}}
+		series: map[uint64]*meshSeries{}, targets: map[uint64]*meshTarget{}, clientRep: map[[2]string]int64{}}
 }
 
 // Stats returns a copy of the counters.
@@ -130,7 +157,10 @@ func (m *Mesh) Metrics(md pmetric.Metrics, now time.Time, b *detect.Batch) bool 
 	for _, rm := range md.ResourceMetrics().All() {
 		res := rm.Resource().Attributes()
 		target := m.mapHash(res, 0)
-		_, known := m.targets[target]
+		tg := m.targets[target]
+		if tg == nil {
+			tg = &meshTarget{}
+		}
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, mt := range sm.Metrics().All() {
 				fam := family(mt.Name())
@@ -145,24 +175,30 @@ func (m *Mesh) Metrics(md pmetric.Metrics, now time.Time, b *detect.Batch) bool 
 					}
 					delta := mt.Sum().AggregationTemporality() == pmetric.AggregationTemporalityDelta
 					for _, dp := range mt.Sum().DataPoints().All() {
+						v := dp.DoubleValue()
+						if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+							v = float64(dp.IntValue())
+						}
+						// A stale marker (the series left the target) or a
+						// value no counter has says nothing about calls.
+						if dp.Flags().NoRecordedValue() || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+							continue
+						}
 						c, ok := parseMeshCall(fam, dp.Attributes(), res)
 						if !ok {
 							continue
 						}
 						found = true
 						m.stats.Points++
-						v := dp.DoubleValue()
-						if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-							v = float64(dp.IntValue())
-						}
 						n := v
 						if !delta {
-							n = m.counterDelta(target^nameHash, dp.Attributes(), dp.StartTimestamp(), v, known, sec)
+							tg.scraped(dp.Timestamp())
+							n = m.counterDelta(target^nameHash, dp.Attributes(), dp.StartTimestamp(), v, tg, sec)
 						}
 						if n <= 0 {
 							continue
 						}
-						m.addCount(b, &bi, nsSeen, &c, uint32(math.Round(n)), sec)
+						m.addCount(b, &bi, nsSeen, &c, uint32(min(math.Round(n), math.MaxUint32)), sec)
 					}
 				case pmetric.MetricTypeHistogram:
 					if fam != istioDuration && fam != linkerdLatency {
@@ -170,6 +206,9 @@ func (m *Mesh) Metrics(md pmetric.Metrics, now time.Time, b *detect.Batch) bool 
 					}
 					delta := mt.Histogram().AggregationTemporality() == pmetric.AggregationTemporalityDelta
 					for _, dp := range mt.Histogram().DataPoints().All() {
+						if dp.Flags().NoRecordedValue() || dp.BucketCounts().Len() == 0 || math.IsNaN(dp.Sum()) {
+							continue
+						}
 						c, ok := parseMeshCall(fam, dp.Attributes(), res)
 						if !ok {
 							continue
@@ -182,7 +221,8 @@ func (m *Mesh) Metrics(md pmetric.Metrics, now time.Time, b *detect.Batch) bool 
 						if delta {
 							n, sum = histInto(&h, dp.ExplicitBounds().AsRaw(), dp.BucketCounts().AsRaw(), nil), dp.Sum()
 						} else {
-							n, sum = m.histDelta(target^nameHash, dp, known, sec, &h)
+							tg.scraped(dp.Timestamp())
+							n, sum = m.histDelta(target^nameHash, dp, tg, sec, &h)
 						}
 						if n == 0 {
 							continue
@@ -192,8 +232,11 @@ func (m *Mesh) Metrics(md pmetric.Metrics, now time.Time, b *detect.Batch) bool 
 				}
 			}
 		}
-		if known || len(m.targets) < m.maxSeries {
-			m.targets[target] = sec
+		// Only targets that had mesh points are kept, and no more of them
+		// than series.
+		if tg.cur != 0 && (m.targets[target] != nil || len(m.targets) < m.maxSeries) {
+			tg.seen = sec
+			m.targets[target] = tg
 		}
 	}
 	if sec-m.swept >= 60 {
@@ -320,11 +363,17 @@ func meshOutcome(f *facts, flags, classification, errLabel string) detect.Outcom
 			if !o.Failed {
 				return detect.Outcome{Cancelled: true}
 			}
-		case "UO":
+		case "DR": // the caller reset the stream
+			if !o.Failed {
+				return detect.Outcome{Cancelled: true}
+			}
+		case "UO", "UH":
+			// Istio's "circuit breaking": the connection pool's limits (UO)
+			// and outlier detection ejecting every host (UH).
 			o = detect.Outcome{Failed: true, Class: detect.ClassCircuitOpen}
-		case "UT", "SI", "DT":
+		case "UT", "SI":
 			o = detect.Outcome{Failed: true, Class: detect.ClassTimeout, OwnTimeout: fl == "UT"}
-		case "UF", "UH", "UC", "UR", "LR", "NC", "URX":
+		case "UF", "UC", "UR", "LR", "NC", "URX", "DF", "LH":
 			if o.Class != detect.ClassTimeout && o.Class != detect.ClassCircuitOpen {
 				o = detect.Outcome{Failed: true, Class: detect.ClassConnect}
 			}
@@ -348,7 +397,7 @@ func meshOutcome(f *facts, flags, classification, errLabel string) detect.Outcom
 // counterDelta returns how much a cumulative counter grew since its last
 // scrape: all of it when it went down (restarted) or is new on a known
 // target, nothing on a target's first scrape.
-func (m *Mesh) counterDelta(base uint64, attrs pcommon.Map, start pcommon.Timestamp, v float64, known bool, sec int64) float64 {
+func (m *Mesh) counterDelta(base uint64, attrs pcommon.Map, start pcommon.Timestamp, v float64, tg *meshTarget, sec int64) float64 {
 	k := m.mapHash(attrs, base)
 	s := m.series[k]
 	if s == nil {
@@ -356,7 +405,7 @@ func (m *Mesh) counterDelta(base uint64, attrs pcommon.Map, start pcommon.Timest
 			return 0
 		}
 		m.series[k] = &meshSeries{seen: sec, start: start, value: v}
-		if known {
+		if tg.newSince(start) {
 			return v
 		}
 		return 0
@@ -375,7 +424,7 @@ func (m *Mesh) counterDelta(base uint64, attrs pcommon.Map, start pcommon.Timest
 
 // histDelta puts a cumulative histogram's growth since its last scrape into
 // h and returns its count and sum, with counterDelta's rules.
-func (m *Mesh) histDelta(base uint64, dp pmetric.HistogramDataPoint, known bool, sec int64, h *detect.Hist) (uint64, float64) {
+func (m *Mesh) histDelta(base uint64, dp pmetric.HistogramDataPoint, tg *meshTarget, sec int64, h *detect.Hist) (uint64, float64) {
 	k := m.mapHash(dp.Attributes(), base)
 	counts := dp.BucketCounts().AsRaw()
 	s := m.series[k]
@@ -384,7 +433,7 @@ func (m *Mesh) histDelta(base uint64, dp pmetric.HistogramDataPoint, known bool,
 			return 0, 0
 		}
 		m.series[k] = &meshSeries{seen: sec, start: dp.StartTimestamp(), count: dp.Count(), sum: dp.Sum(), buckets: counts}
-		if known {
+		if tg.newSince(dp.StartTimestamp()) {
 			return histInto(h, dp.ExplicitBounds().AsRaw(), counts, nil), dp.Sum()
 		}
 		return 0, 0
@@ -435,7 +484,7 @@ func histInto(h *detect.Hist, bounds []float64, counts, prev []uint64) uint64 {
 		default:
 			ms = math.Sqrt(bounds[i-1] * bounds[i])
 		}
-		h[detect.BinOf(ms)] += uint32(c)
+		h[detect.BinOf(ms)] += uint32(min(c, math.MaxUint32))
 		n += c
 	}
 	return n
@@ -445,9 +494,11 @@ func (m *Mesh) admit(k uint64, sec int64) bool {
 	if len(m.series) < m.maxSeries {
 		return true
 	}
-	m.sweep(sec)
-	if len(m.series) < m.maxSeries {
-		return true
+	if sec != m.swept { // at most once a second, not for every series refused
+		m.sweep(sec)
+		if len(m.series) < m.maxSeries {
+			return true
+		}
 	}
 	m.stats.Dropped++
 	return false
@@ -461,7 +512,7 @@ func (m *Mesh) sweep(sec int64) {
 		}
 	}
 	for k, t := range m.targets {
-		if sec-t > meshStale {
+		if sec-t.seen > meshStale {
 			delete(m.targets, k)
 		}
 	}
@@ -486,13 +537,18 @@ func (m *Mesh) addCount(b *detect.Batch, bi *batchIndex, nsSeen map[string]bool,
 		addCalls(&d.Counts, c.outcome, n)
 	}
 	if !c.client {
-		addCalls(&bi.service(b, c.callee).Counts, c.outcome, n)
+		sd := bi.service(b, c.callee)
+		sd.Mesh = true
+		addCalls(&sd.Counts, c.outcome, n)
 	}
 }
 
 func (m *Mesh) addHist(b *detect.Batch, bi *batchIndex, c *meshCall, h *detect.Hist, n uint64, sum float64, sec int64) {
-	if c.outcome.Cancelled {
-		return // abandoned calls' durations say nothing about the callee
+	if c.outcome.Cancelled && c.client {
+		// An abandoned call's duration is the caller's patience. The
+		// callee's proxy still saw how long the callee took (a caller's
+		// timeout shows there as DC): that stays in its requests' time.
+		return
 	}
 	add := func(cn *detect.Counts) {
 		cn.Hist.Add(h)
@@ -502,11 +558,13 @@ func (m *Mesh) addHist(b *detect.Batch, bi *batchIndex, c *meshCall, h *detect.H
 			cn.TimeoutN += uint32(n)
 		}
 	}
-	if d := m.edgeFor(b, bi, c, sec); d != nil {
+	if d := m.edgeFor(b, bi, c, sec); d != nil && !c.outcome.Cancelled {
 		add(&d.Counts)
 	}
 	if !c.client {
-		add(&bi.service(b, c.callee).Counts)
+		sd := bi.service(b, c.callee)
+		sd.Mesh = true
+		add(&sd.Counts)
 	}
 }
 

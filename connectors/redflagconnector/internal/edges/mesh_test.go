@@ -1,6 +1,7 @@
 package edges
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -15,16 +16,21 @@ import (
 // scrape builds what the prometheus receiver makes of one scrape of a
 // sidecar: a resource per target, cumulative sums and histograms.
 type scrape struct {
-	md  pmetric.Metrics
-	sms pmetric.ScopeMetrics
+	md    pmetric.Metrics
+	sms   pmetric.ScopeMetrics
+	ts    pcommon.Timestamp
+	start pcommon.Timestamp // of the points added next (0: none)
 }
+
+// scrapeAt is the time of the scrapes newScrape builds (tests set it).
+var scrapeAt time.Time
 
 func newScrape(instance string) *scrape {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "kubernetes-pods")
 	rm.Resource().Attributes().PutStr("service.instance.id", instance)
-	return &scrape{md: md, sms: rm.ScopeMetrics().AppendEmpty()}
+	return &scrape{md: md, sms: rm.ScopeMetrics().AppendEmpty(), ts: pcommon.NewTimestampFromTime(scrapeAt)}
 }
 
 func (s *scrape) counter(name string, v float64, labels ...string) {
@@ -34,6 +40,8 @@ func (s *scrape) counter(name string, v float64, labels ...string) {
 	sum.SetIsMonotonic(true)
 	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 	dp := sum.DataPoints().AppendEmpty()
+	dp.SetTimestamp(s.ts)
+	dp.SetStartTimestamp(s.start)
 	dp.SetDoubleValue(v)
 	putLabels(dp.Attributes(), labels)
 }
@@ -44,6 +52,8 @@ func (s *scrape) hist(name string, bounds []float64, counts []uint64, sum float6
 	h := m.SetEmptyHistogram()
 	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 	dp := h.DataPoints().AppendEmpty()
+	dp.SetTimestamp(s.ts)
+	dp.SetStartTimestamp(s.start)
 	dp.ExplicitBounds().FromRaw(bounds)
 	dp.BucketCounts().FromRaw(counts)
 	var n uint64
@@ -93,6 +103,7 @@ func TestMeshIstioCounterDeltas(t *testing.T) {
 	m := NewMesh(1000)
 	t0 := time.Unix(1_000_000, 0)
 	run := func(at time.Duration, ok200, err503 float64) *detect.Batch {
+		scrapeAt = t0.Add(at)
 		s := newScrape("10.0.0.5:15020")
 		s.counter("istio_requests_total", ok200, istio("source", "frontend", "cart", "200", "-")...)
 		if err503 > 0 {
@@ -138,6 +149,7 @@ func TestMeshIstioReporters(t *testing.T) {
 	m := NewMesh(1000)
 	t0 := time.Unix(1_000_000, 0)
 	run := func(at time.Duration, n float64) *detect.Batch {
+		scrapeAt = t0.Add(at)
 		var b detect.Batch
 		src := newScrape("10.0.0.5:15020") // frontend's sidecar
 		src.counter("istio_requests_total", n, istio("source", "frontend", "cart", "200", "-")...)
@@ -171,7 +183,8 @@ func TestMeshOutcomes(t *testing.T) {
 		{"503", "", "UO", detect.Outcome{Failed: true, Class: detect.ClassCircuitOpen}},
 		{"504", "", "UT", detect.Outcome{Failed: true, Class: detect.ClassTimeout, OwnTimeout: true}},
 		{"503", "", "UF,URX", detect.Outcome{Failed: true, Class: detect.ClassConnect}},
-		{"503", "", "UH", detect.Outcome{Failed: true, Class: detect.ClassConnect}},
+		{"503", "", "UH", detect.Outcome{Failed: true, Class: detect.ClassCircuitOpen}},
+		{"0", "", "DR", detect.Outcome{Cancelled: true}},
 		{"503", "", "UC", detect.Outcome{Failed: true, Class: detect.ClassConnect}},
 		{"429", "", "RL", detect.Outcome{Failed: true, Class: detect.ClassOverload}},
 		{"0", "", "DC", detect.Outcome{Cancelled: true}},
@@ -198,6 +211,7 @@ func TestMeshIstioDuration(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	bounds := []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}
 	run := func(at time.Duration, counts []uint64, sum float64) *detect.Batch {
+		scrapeAt = t0.Add(at)
 		s := newScrape("10.0.0.5:15020")
 		s.hist("istio_request_duration_milliseconds", bounds, counts, sum, istio("source", "frontend", "cart", "200", "-")...)
 		s.hist("istio_request_duration_milliseconds", bounds, []uint64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0,
@@ -229,6 +243,7 @@ func TestMeshLinkerd(t *testing.T) {
 	m := NewMesh(1000)
 	t0 := time.Unix(1_000_000, 0)
 	run := func(at time.Duration, ok, fail, inb float64) *detect.Batch {
+		scrapeAt = t0.Add(at)
 		s := newScrape("10.0.0.5:4191")
 		s.counter("response_total", ok, "direction", "outbound", "deployment", "web", "namespace", "emojivoto",
 			"dst_deployment", "voting", "dst_namespace", "emojivoto", "classification", "success", "status_code", "200")
@@ -274,4 +289,85 @@ func TestMeshSeriesCap(t *testing.T) {
 	st = m.Stats()
 	assert.Equal(t, 1, st.Series, "the stale series were swept")
 	assert.EqualValues(t, 1, st.Dropped)
+}
+
+// The prometheus receiver marks a series that left its target with a stale
+// point (no recorded value, NaN): it is no call, and the series' count goes
+// on from its last value when it comes back.
+func TestMeshStaleMarkers(t *testing.T) {
+	m := NewMesh(1000)
+	t0 := time.Unix(1_000_000, 0)
+	bounds := []float64{1, 10, 100}
+	run := func(at time.Duration, n float64, stale bool) *detect.Batch {
+		scrapeAt = t0.Add(at)
+		s := newScrape("10.0.0.5:15020")
+		s.counter("istio_requests_total", n, istio("source", "frontend", "cart", "200", "-")...)
+		s.hist("istio_request_duration_milliseconds", bounds, []uint64{0, uint64(n), 0, 0}, 5*n, istio("source", "frontend", "cart", "200", "-")...)
+		if stale {
+			ms := s.sms.Metrics()
+			c := ms.At(0).Sum().DataPoints().At(0)
+			c.SetDoubleValue(math.NaN())
+			c.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+			h := ms.At(1).Histogram().DataPoints().At(0)
+			h.BucketCounts().FromRaw(nil)
+			h.ExplicitBounds().FromRaw(nil)
+			h.SetCount(0)
+			h.SetSum(0)
+			h.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+		}
+		var b detect.Batch
+		m.Metrics(s.md, t0.Add(at), &b)
+		return &b
+	}
+	run(0, 100, false)
+	b := run(15*time.Second, 0, true)
+	assert.Nil(t, findEdge(b, "frontend", "cart"), "a stale marker is no call")
+	b = run(30*time.Second, 130, false)
+	e := findEdge(b, "frontend", "cart")
+	require.NotNil(t, e)
+	assert.EqualValues(t, 30, e.Calls)
+	var n uint32
+	for _, c := range e.Hist {
+		n += c
+	}
+	assert.EqualValues(t, 30, n)
+	assert.Zero(t, m.Stats().Resets)
+}
+
+// A series that only looks new is a baseline, not calls of this interval:
+// the second half of a target's first scrape when a batch split it, or a
+// series let in again under the cap. What tells them apart from a series
+// Envoy just created is its start time (the prometheus receiver's).
+func TestMeshSeriesThatOnlyLookNew(t *testing.T) {
+	m := NewMesh(1000)
+	t0 := time.Unix(1_000_000, 0)
+	long := pcommon.NewTimestampFromTime(t0.Add(-24 * time.Hour))
+	scrapeAt = t0
+	half := func(dst string, v float64) *scrape {
+		s := newScrape("10.0.0.5:15020")
+		s.start = long
+		s.counter("istio_requests_total", v, istio("source", "frontend", dst, "200", "-")...)
+		return s
+	}
+	var b detect.Batch
+	m.Metrics(half("cart", 5e5).md, t0, &b)
+	m.Metrics(half("checkout", 7e5).md, t0, &b) // the same scrape, split
+	assert.Empty(t, b.Edges, "a target's first scrape is a baseline, in however many batches")
+
+	scrapeAt = t0.Add(15 * time.Second)
+	s := half("cart", 5e5+10)
+	s.counter("istio_requests_total", 7e5+20, istio("source", "frontend", "checkout", "200", "-")...)
+	s.start = pcommon.NewTimestampFromTime(t0.Add(14 * time.Second)) // Envoy created it since
+	s.counter("istio_requests_total", 3, istio("source", "frontend", "checkout", "503", "-")...)
+	s.start = long // a series long running, seen for the first time
+	s.counter("istio_requests_total", 9e5, istio("source", "frontend", "payments", "200", "-")...)
+	b = detect.Batch{}
+	m.Metrics(s.md, t0.Add(15*time.Second), &b)
+	require.NotNil(t, findEdge(&b, "frontend", "cart"))
+	assert.EqualValues(t, 10, findEdge(&b, "frontend", "cart").Calls)
+	co := findEdge(&b, "frontend", "checkout")
+	require.NotNil(t, co)
+	assert.EqualValues(t, 23, co.Calls)
+	assert.EqualValues(t, 3, co.Errors)
+	assert.Nil(t, findEdge(&b, "frontend", "payments"))
 }

@@ -89,7 +89,7 @@ func Simulate(scenario string, seed int64, o Options) (*Run, error) {
 		elapsed += step
 		now := sim.Now()
 		if o.Mesh {
-			emu.add(batch.Traces)
+			emu.add(batch.Traces, now.Add(-step+time.Millisecond))
 			if elapsed%scrapeEvery == 0 {
 				mesh.Metrics(emu.scrape(now), now, &b)
 			}

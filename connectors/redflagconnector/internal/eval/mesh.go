@@ -43,11 +43,13 @@ type istioEmu struct {
 	prevCh  map[pcommon.SpanID]string
 	names   map[string]string // callee names seen in spans -> the service they led to
 	dropped int64             // calls to no service in the mesh
+	now     time.Time
 }
 
 type istioKey struct{ reporter, src, dst, code, flags string }
 
 type istioSeries struct {
+	start   time.Time // created: its first call (Envoy creates series lazily)
 	n       uint64
 	sum     float64
 	buckets []uint64
@@ -67,7 +69,8 @@ func newIstioEmu() *istioEmu {
 }
 
 // add records one step's spans.
-func (m *istioEmu) add(td ptrace.Traces) {
+func (m *istioEmu) add(td ptrace.Traces, now time.Time) {
+	m.now = now
 	type server struct {
 		svc    string
 		parent pcommon.SpanID
@@ -102,13 +105,19 @@ func (m *istioEmu) add(td ptrace.Traces) {
 	}
 	for _, s := range servers {
 		src := "unknown"
+		o := s.o
 		if c, ok := m.client(s.parent); ok {
 			src = c.caller
 			if c.callee != "" {
 				m.names[c.callee] = s.svc
 			}
+			if c.o.Failed && c.o.Class == detect.ClassTimeout {
+				// The caller's proxy gave up first: the callee's proxy
+				// saw its client go away, whatever the callee answered.
+				o = detect.Outcome{Cancelled: true}
+			}
 		}
-		m.observe("destination", src, s.svc, s.ms, s.o, false)
+		m.observe("destination", src, s.svc, s.ms, o, false)
 	}
 	for _, id := range clients {
 		c := m.clients[id]
@@ -182,7 +191,7 @@ func (m *istioEmu) observe(reporter, src, dst string, ms float64, o detect.Outco
 	k := istioKey{reporter, src, dst, code, flags}
 	s := m.series[k]
 	if s == nil {
-		s = &istioSeries{buckets: make([]uint64, len(istioBounds)+1)}
+		s = &istioSeries{start: m.now, buckets: make([]uint64, len(istioBounds)+1)}
 		m.series[k] = s
 	}
 	s.n++
@@ -255,10 +264,12 @@ func (m *istioEmu) scrape(now time.Time) pmetric.Metrics {
 		}
 		dp := p.reqs.Sum().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
+		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(s.start))
 		dp.SetDoubleValue(float64(s.n))
 		labels(dp.Attributes())
 		hp := p.dur.Histogram().DataPoints().AppendEmpty()
 		hp.SetTimestamp(ts)
+		hp.SetStartTimestamp(pcommon.NewTimestampFromTime(s.start))
 		hp.SetCount(s.n)
 		hp.SetSum(s.sum)
 		hp.ExplicitBounds().FromRaw(istioBounds)
