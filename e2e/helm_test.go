@@ -882,3 +882,62 @@ func TestHelmClusterLabel(t *testing.T) {
 	_, cfg := configOf(t, decodeManifest(t, rendered), "vigil-agent")
 	assert.NotContains(t, cfg.section("exporters", "prometheus/alerts"), "const_labels")
 }
+
+// agent.meshMetrics scrapes this node's Istio sidecars and Linkerd proxies
+// for their request metrics only (the ones the redflag connector reads, into
+// the pipeline that feeds it), and the annotated-pods job then drops Istio's
+// (metrics merging puts them on :15020 too), so no call is read twice.
+func TestHelmMeshMetricsPreset(t *testing.T) {
+	jobs := func(cfg collectorConfig) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		list, _ := cfg.section("receivers", "prometheus", "config")["scrape_configs"].([]any)
+		for _, j := range list {
+			jm := j.(map[string]any)
+			out[jm["job_name"].(string)] = jm
+		}
+		return out
+	}
+	rendered, err := renderChart(t, chartDir, "--set", "agent.meshMetrics.enabled=true")
+	require.NoError(t, err)
+	_, cfg := configOf(t, decodeManifest(t, rendered), "vigil-agent")
+	js := jobs(cfg)
+	require.Contains(t, js, "istio-proxies")
+	require.Contains(t, js, "linkerd-proxies")
+	require.Contains(t, js, "kubernetes-pods")
+	assert.Equal(t, "/stats/prometheus", js["istio-proxies"]["metrics_path"])
+	assert.Equal(t, "15s", js["istio-proxies"]["scrape_interval"])
+	keep := func(job string) string {
+		for _, r := range js[job]["metric_relabel_configs"].([]any) {
+			rm := r.(map[string]any)
+			return rm["action"].(string) + " " + rm["regex"].(string)
+		}
+		return ""
+	}
+	assert.Equal(t, "keep istio_requests_total|istio_request_duration_milliseconds_(bucket|sum|count)", keep("istio-proxies"))
+	assert.Equal(t, "keep response_total|response_latency_ms_(bucket|sum|count)", keep("linkerd-proxies"))
+	assert.Equal(t, "drop istio_requests_total|istio_request_duration_milliseconds_(bucket|sum|count)", keep("kubernetes-pods"))
+	assert.Contains(t, cfg.pipelines()["metrics/in"]["receivers"], "prometheus")
+	assert.Contains(t, cfg.pipelines()["metrics/in"]["exporters"], "redflag")
+
+	// Off (the default): the annotated pods only, keeping everything; with
+	// the annotated-pods scrape off too, no prometheus receiver at all.
+	rendered, err = renderChart(t, chartDir)
+	require.NoError(t, err)
+	_, cfg = configOf(t, decodeManifest(t, rendered), "vigil-agent")
+	js = jobs(cfg)
+	assert.Len(t, js, 1)
+	assert.NotContains(t, js["kubernetes-pods"], "metric_relabel_configs")
+	rendered, err = renderChart(t, chartDir, "--set", "agent.scrape.enabled=false")
+	require.NoError(t, err)
+	_, cfg = configOf(t, decodeManifest(t, rendered), "vigil-agent")
+	assert.Nil(t, cfg.section("receivers", "prometheus"))
+	assert.NotContains(t, cfg.pipelines()["metrics/in"]["receivers"], "prometheus")
+
+	// Only the mesh: its jobs alone.
+	rendered, err = renderChart(t, chartDir, "--set", "agent.scrape.enabled=false", "--set", "agent.meshMetrics.enabled=true")
+	require.NoError(t, err)
+	_, cfg = configOf(t, decodeManifest(t, rendered), "vigil-agent")
+	js = jobs(cfg)
+	assert.Len(t, js, 2)
+	assert.NotContains(t, js, "kubernetes-pods")
+}

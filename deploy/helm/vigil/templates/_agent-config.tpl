@@ -14,7 +14,8 @@ a forward connector then carries it on to enrichment, batching and export.
 {{- if $k8s }}{{ $post = append $post "k8s_attributes" }}{{ end }}
 {{- $post = append $post "batch" }}
 {{- $metricsIn := list "otlp" }}
-{{- if .Values.agent.scrape.enabled }}{{ $metricsIn = append $metricsIn "prometheus" }}{{ end }}
+{{- $mesh := .Values.agent.meshMetrics.enabled }}
+{{- if or .Values.agent.scrape.enabled $mesh }}{{ $metricsIn = append $metricsIn "prometheus" }}{{ end }}
 {{- if .Values.agent.hostMetrics.enabled }}{{ $metricsIn = append $metricsIn "host_metrics" }}{{ end }}
 {{- if .Values.agent.kubeletMetrics.enabled }}{{ $metricsIn = append $metricsIn "kubelet_stats" }}{{ end }}
 {{- $logsIn := list "otlp" }}
@@ -98,14 +99,15 @@ receivers:
     metric_groups: [node, pod, container, volume]
   {{- end }}
   {{- end }}
-  {{- if .Values.agent.scrape.enabled }}
-  # Pods of this node that opt in with prometheus.io/* annotations.
+  {{- if or .Values.agent.scrape.enabled $mesh }}
   prometheus:
     config:
       global:
         scrape_interval: {{ .Values.agent.scrape.interval }}
         scrape_timeout: {{ .Values.agent.scrape.timeout }}
       scrape_configs:
+        {{- if .Values.agent.scrape.enabled }}
+        # Pods of this node that opt in with prometheus.io/* annotations.
         - job_name: kubernetes-pods
           sample_limit: {{ int .Values.agent.scrape.sampleLimit }}
           label_limit: {{ int .Values.agent.scrape.labelLimit }}
@@ -133,6 +135,72 @@ receivers:
               target_label: pod
             - source_labels: [__meta_kubernetes_pod_container_name]
               target_label: container
+          {{- if $mesh }}
+          # Istio's merged endpoint (:15020) carries the sidecar's request
+          # metrics too: the istio-proxies job reads them, once.
+          metric_relabel_configs:
+            - source_labels: [__name__]
+              action: drop
+              regex: istio_requests_total|istio_request_duration_milliseconds_(bucket|sum|count)
+          {{- end }}
+        {{- end }}
+        {{- with .Values.agent.meshMetrics }}
+        {{- if .enabled }}
+        # This node's Istio sidecars (istio-proxy's Envoy stats port), for
+        # the red flags: only the request metrics the redflag connector reads.
+        - job_name: istio-proxies
+          scrape_interval: {{ .interval }}
+          scrape_timeout: {{ .timeout }}
+          metrics_path: /stats/prometheus
+          sample_limit: {{ int $.Values.agent.scrape.sampleLimit }}
+          kubernetes_sd_configs:
+            - role: pod
+              selectors:
+                - role: pod
+                  field: spec.nodeName=${env:K8S_NODE_NAME}
+          relabel_configs:
+            - source_labels: [__meta_kubernetes_pod_container_name, __meta_kubernetes_pod_container_port_name]
+              action: keep
+              regex: istio-proxy;http-envoy-prom
+            - source_labels: [__meta_kubernetes_namespace]
+              target_label: namespace
+            - source_labels: [__meta_kubernetes_pod_name]
+              target_label: pod
+          metric_relabel_configs:
+            - source_labels: [__name__]
+              action: keep
+              regex: istio_requests_total|istio_request_duration_milliseconds_(bucket|sum|count)
+        # This node's Linkerd proxies (their admin port), with the workload
+        # Linkerd's own Prometheus config names them by.
+        - job_name: linkerd-proxies
+          scrape_interval: {{ .interval }}
+          scrape_timeout: {{ .timeout }}
+          sample_limit: {{ int $.Values.agent.scrape.sampleLimit }}
+          kubernetes_sd_configs:
+            - role: pod
+              selectors:
+                - role: pod
+                  field: spec.nodeName=${env:K8S_NODE_NAME}
+          relabel_configs:
+            - source_labels: [__meta_kubernetes_pod_container_name, __meta_kubernetes_pod_container_port_name]
+              action: keep
+              regex: linkerd-proxy;linkerd-admin
+            - source_labels: [__meta_kubernetes_namespace]
+              target_label: namespace
+            - source_labels: [__meta_kubernetes_pod_name]
+              target_label: pod
+            - source_labels: [__meta_kubernetes_pod_label_linkerd_io_proxy_deployment]
+              target_label: deployment
+            - source_labels: [__meta_kubernetes_pod_label_linkerd_io_proxy_statefulset]
+              target_label: statefulset
+            - source_labels: [__meta_kubernetes_pod_label_linkerd_io_proxy_daemonset]
+              target_label: daemonset
+          metric_relabel_configs:
+            - source_labels: [__name__]
+              action: keep
+              regex: response_total|response_latency_ms_(bucket|sum|count)
+        {{- end }}
+        {{- end }}
   {{- end }}
 
 processors:
