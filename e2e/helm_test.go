@@ -933,11 +933,23 @@ func TestHelmMeshMetricsPreset(t *testing.T) {
 	assert.Nil(t, cfg.section("receivers", "prometheus"))
 	assert.NotContains(t, cfg.pipelines()["metrics/in"]["receivers"], "prometheus")
 
-	// Only the mesh: its jobs alone.
-	rendered, err = renderChart(t, chartDir, "--set", "agent.scrape.enabled=false", "--set", "agent.meshMetrics.enabled=true")
+	// Only the mesh: its jobs alone, and still the pod list/watch that
+	// discovering the sidecars needs.
+	rendered, err = renderChart(t, chartDir, "--set", "agent.scrape.enabled=false", "--set", "agent.k8sAttributes.enabled=false",
+		"--set", "agent.meshMetrics.enabled=true")
 	require.NoError(t, err)
-	_, cfg = configOf(t, decodeManifest(t, rendered), "vigil-agent")
+	m := decodeManifest(t, rendered)
+	_, cfg = configOf(t, m, "vigil-agent")
 	js = jobs(cfg)
 	assert.Len(t, js, 2)
 	assert.NotContains(t, js, "kubernetes-pods")
+	var pods bool
+	for _, cr := range all[*rbacv1.ClusterRole](m) {
+		for _, r := range cr.Rules {
+			if slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "list") && slices.Contains(r.Verbs, "watch") {
+				pods = true
+			}
+		}
+	}
+	assert.True(t, pods, "no ClusterRole lets the agent list and watch pods")
 }

@@ -201,7 +201,8 @@ service:
 
 	alertsAddr := fmt.Sprintf("127.0.0.1:%d", alertsPort)
 	for time.Since(started) < faultAfter-2*time.Second {
-		alerts, _ := scrapeAlertsAt(alertsAddr)
+		alerts, err := scrapeAlertsAt(alertsAddr)
+		require.NoError(t, err)
 		require.Empty(t, alerts, "an alert on healthy traffic")
 		time.Sleep(2 * time.Second)
 	}

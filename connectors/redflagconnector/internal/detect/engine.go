@@ -59,8 +59,10 @@ type ServiceDelta struct {
 	// Self is the exclusive time of joined requests (see service.self).
 	Self     Hist
 	ErrTrace [16]byte
-	// Mesh: the requests come from a service mesh's metrics.
-	Mesh bool
+	// Mesh: the requests come from a service mesh's metrics; Served: some
+	// came from server spans (the requests a mesh also reports; consumer
+	// spans are not).
+	Mesh, Served bool
 }
 
 // spansWin is how long after a span last described an edge or a service
@@ -186,7 +188,7 @@ func (e *Engine) Apply(now time.Time, b *Batch) {
 		renamed = renamed || !known
 		if d.Mesh && s.spanBucket != 0 && bk-s.spanBucket <= spansWin {
 			continue
-		} else if !d.Mesh {
+		} else if d.Served {
 			s.spanBucket = bk
 		}
 		if s.since.IsZero() {

@@ -260,6 +260,7 @@ func (x *Extractor) Traces(td ptrace.Traces, now time.Time, b *detect.Batch) {
 				}
 				if kind == ptrace.SpanKindServer || kind == ptrace.SpanKindConsumer {
 					d := bi.service(b, svc)
+					d.Served = d.Served || kind == ptrace.SpanKindServer
 					o.Retry, o.OwnTimeout = false, false
 					d.Observe(ms, o)
 					if o.Failed && d.ErrTrace == ([16]byte{}) {

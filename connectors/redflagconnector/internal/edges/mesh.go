@@ -61,6 +61,10 @@ type MeshStats struct {
 type meshTarget struct {
 	seen      int64 // unix s
 	cur, prev pcommon.Timestamp
+	// known: scraped before the batch being read; refused: a series of it
+	// was refused at the cap, so one without a start time may be an old one
+	// let in again.
+	known, refused bool
 }
 
 // scraped notes a point's timestamp: a later one starts a new scrape.
@@ -75,12 +79,17 @@ func (t *meshTarget) scraped(ts pcommon.Timestamp) {
 // at its first request (a first 503 is a new series). A series that only
 // looks new (the target's first scrape, split across batches; a series let in
 // again under the cap) started before, and is a baseline. Without a start
-// time, a series is new when the target had an earlier scrape.
+// time (the prometheus receiver sets one only from a _created series, which
+// Envoy and Linkerd do not expose), a series is new when the target was
+// scraped before this batch and never had a series refused at the cap.
 func (t *meshTarget) newSince(start pcommon.Timestamp) bool {
-	if t.prev == 0 {
+	if !t.known || t.prev == 0 {
 		return false
 	}
-	return start == 0 || start > t.prev
+	if start == 0 {
+		return !t.refused
+	}
+	return start > t.prev
 }
 
 type meshSeries struct {
@@ -160,6 +169,8 @@ func (m *Mesh) Metrics(md pmetric.Metrics, now time.Time, b *detect.Batch) bool 
 		tg := m.targets[target]
 		if tg == nil {
 			tg = &meshTarget{}
+		} else {
+			tg.known = true
 		}
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, mt := range sm.Metrics().All() {
@@ -287,7 +298,7 @@ func parseMeshCall(fam meshFamily, attrs, res pcommon.Map) (meshCall, bool) {
 			classification = v.Str()
 		case "error":
 			errLabel = v.Str()
-		case "deployment", "statefulset", "daemonset":
+		case "deployment", "statefulset", "daemonset", "job", "cronjob", "replicaset", "rollout":
 			if src[1] == "" {
 				src[1] = v.Str()
 			}
@@ -402,6 +413,7 @@ func (m *Mesh) counterDelta(base uint64, attrs pcommon.Map, start pcommon.Timest
 	s := m.series[k]
 	if s == nil {
 		if !m.admit(k, sec) {
+			tg.refused = true
 			return 0
 		}
 		m.series[k] = &meshSeries{seen: sec, start: start, value: v}
@@ -430,6 +442,7 @@ func (m *Mesh) histDelta(base uint64, dp pmetric.HistogramDataPoint, tg *meshTar
 	s := m.series[k]
 	if s == nil {
 		if !m.admit(k, sec) {
+			tg.refused = true
 			return 0, 0
 		}
 		m.series[k] = &meshSeries{seen: sec, start: dp.StartTimestamp(), count: dp.Count(), sum: dp.Sum(), buckets: counts}
@@ -555,7 +568,7 @@ func (m *Mesh) addHist(b *detect.Batch, bi *batchIndex, c *meshCall, h *detect.H
 		cn.DurMsSum += sum
 		if c.outcome.OwnTimeout {
 			cn.TimeoutMsSum += float32(sum)
-			cn.TimeoutN += uint32(n)
+			cn.TimeoutN += uint32(min(n, math.MaxUint32))
 		}
 	}
 	if d := m.edgeFor(b, bi, c, sec); d != nil && !c.outcome.Cancelled {

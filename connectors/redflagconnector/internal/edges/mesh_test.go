@@ -371,3 +371,45 @@ func TestMeshSeriesThatOnlyLookNew(t *testing.T) {
 	assert.EqualValues(t, 3, co.Errors)
 	assert.Nil(t, findEdge(&b, "frontend", "payments"))
 }
+
+// Without start times (the prometheus receiver sets none for Envoy's and
+// Linkerd's counters): a series refused at the cap and let in later is a
+// baseline, not its whole life counted at once; and a target's first scrape
+// whose points carry different timestamps is a baseline throughout.
+func TestMeshSeriesWithoutStartTime(t *testing.T) {
+	m := NewMesh(1)
+	t0 := time.Unix(1_000_000, 0)
+	one := func(at time.Duration, dst string, v float64) *detect.Batch {
+		scrapeAt = t0.Add(at)
+		s := newScrape("10.0.0.5:15020")
+		s.counter("istio_requests_total", v, istio("source", "frontend", dst, "200", "-")...)
+		if dst == "cart" {
+			s.counter("istio_requests_total", 5e5, istio("source", "frontend", "payments", "200", "-")...)
+		}
+		var b detect.Batch
+		m.Metrics(s.md, t0.Add(at), &b)
+		return &b
+	}
+	one(0, "cart", 100) // cart kept, payments refused at the cap
+	assert.EqualValues(t, 1, m.Stats().Dropped)
+	b := one(15*time.Second, "cart", 130)
+	require.NotNil(t, findEdge(b, "frontend", "cart"))
+	assert.EqualValues(t, 30, findEdge(b, "frontend", "cart").Calls)
+	// cart goes away; eleven minutes later payments is let in: a baseline.
+	b = one(11*time.Minute, "payments", 9e5)
+	assert.Nil(t, findEdge(b, "frontend", "payments"), "a series let in again under the cap counted whole")
+	b = one(11*time.Minute+15*time.Second, "payments", 9e5+12)
+	require.NotNil(t, findEdge(b, "frontend", "payments"))
+	assert.EqualValues(t, 12, findEdge(b, "frontend", "payments").Calls)
+
+	// A first scrape whose points carry two timestamps.
+	m = NewMesh(100)
+	scrapeAt = t0
+	s := newScrape("10.0.0.7:9090")
+	s.counter("istio_requests_total", 7, istio("source", "web", "a", "200", "-")...)
+	s.ts = pcommon.NewTimestampFromTime(t0.Add(time.Second))
+	s.counter("istio_requests_total", 9e6, istio("source", "web", "b", "200", "-")...)
+	var fb detect.Batch
+	m.Metrics(s.md, t0, &fb)
+	assert.Empty(t, fb.Edges)
+}

@@ -189,12 +189,12 @@ receivers:
               target_label: namespace
             - source_labels: [__meta_kubernetes_pod_name]
               target_label: pod
-            - source_labels: [__meta_kubernetes_pod_label_linkerd_io_proxy_deployment]
-              target_label: deployment
-            - source_labels: [__meta_kubernetes_pod_label_linkerd_io_proxy_statefulset]
-              target_label: statefulset
-            - source_labels: [__meta_kubernetes_pod_label_linkerd_io_proxy_daemonset]
-              target_label: daemonset
+            # linkerd.io/proxy-<kind>: the workload (deployment, statefulset,
+            # daemonset, job, cronjob, replicaset, rollout), as Linkerd's own
+            # Prometheus config maps it.
+            - action: labelmap
+              regex: __meta_kubernetes_pod_label_linkerd_io_proxy_(.+)
+              replacement: $$1
           metric_relabel_configs:
             - source_labels: [__name__]
               action: keep
