@@ -36,14 +36,32 @@ var istioBounds = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 50
 // (a client-side timeout as UT, an open circuit as UO, a refused connection as
 // UF), which is how a team that relies on its mesh configures it.
 type istioEmu struct {
-	series  map[istioKey]*istioSeries
-	clients map[pcommon.SpanID]clientCall // client spans by ID, this step and the last
-	prevCl  map[pcommon.SpanID]clientCall
-	child   map[pcommon.SpanID]string // client span ID -> the service its server span belongs to
-	prevCh  map[pcommon.SpanID]string
-	names   map[string]string // callee names seen in spans -> the service they led to
-	dropped int64             // calls to no service in the mesh
+	series map[istioKey]*istioSeries
+	// A call is reported once both of its spans are in, whichever came
+	// first (services export on their own schedules); one whose other span
+	// has not come after matchWait is reported from the side that came.
+	pendCl  map[pcommon.SpanID]pendingClient // client spans by ID
+	pendSv  map[pcommon.SpanID]pendingServer // server spans by their parent's ID
+	names   map[string]string                // callee names seen in spans -> the service they led to
+	dropped int64                            // calls to no service in the mesh
 	now     time.Time
+	expired time.Time
+	ns      map[string]string // service -> its k8s.namespace.name
+}
+
+// matchWait is how long a span waits for the other span of its call.
+const matchWait = 10 * time.Second
+
+type pendingClient struct {
+	c  clientCall
+	at time.Time
+}
+
+type pendingServer struct {
+	svc string
+	ms  float64
+	o   detect.Outcome
+	at  time.Time
 }
 
 type istioKey struct{ reporter, src, dst, code, flags string }
@@ -63,26 +81,20 @@ type clientCall struct {
 }
 
 func newIstioEmu() *istioEmu {
-	return &istioEmu{series: map[istioKey]*istioSeries{},
-		clients: map[pcommon.SpanID]clientCall{}, prevCl: map[pcommon.SpanID]clientCall{},
-		child: map[pcommon.SpanID]string{}, prevCh: map[pcommon.SpanID]string{}, names: map[string]string{}}
+	return &istioEmu{series: map[istioKey]*istioSeries{}, pendCl: map[pcommon.SpanID]pendingClient{},
+		pendSv: map[pcommon.SpanID]pendingServer{}, names: map[string]string{}, ns: map[string]string{}}
 }
 
-// add records one step's spans.
+// add records spans that arrived at now.
 func (m *istioEmu) add(td ptrace.Traces, now time.Time) {
 	m.now = now
-	type server struct {
-		svc    string
-		parent pcommon.SpanID
-		ms     float64
-		o      detect.Outcome
-	}
-	var servers []server
-	var clients []pcommon.SpanID
 	for _, rs := range td.ResourceSpans().All() {
 		svc := "unknown"
 		if v, ok := rs.Resource().Attributes().Get("service.name"); ok {
 			svc = v.Str()
+		}
+		if v, ok := rs.Resource().Attributes().Get("k8s.namespace.name"); ok && m.ns[svc] != v.Str() {
+			m.ns[svc] = v.Str()
 		}
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
@@ -90,44 +102,71 @@ func (m *istioEmu) add(td ptrace.Traces, now time.Time) {
 				callee, kind, o := edges.SpanCall(sp)
 				switch sp.Kind() {
 				case ptrace.SpanKindServer, ptrace.SpanKindConsumer:
-					servers = append(servers, server{svc, sp.ParentSpanID(), ms, o})
-					m.child[sp.ParentSpanID()] = svc
+					s := pendingServer{svc: svc, ms: ms, o: o, at: now}
+					if sp.ParentSpanID().IsEmpty() {
+						m.observe("destination", "unknown", svc, ms, o, false) // a root request
+					} else if c, ok := m.pendCl[sp.ParentSpanID()]; ok {
+						delete(m.pendCl, sp.ParentSpanID())
+						m.pair(c.c, s)
+					} else {
+						m.pendSv[sp.ParentSpanID()] = s
+					}
 				case ptrace.SpanKindClient, ptrace.SpanKindProducer:
 					if v, ok := sp.Attributes().Get(simulate.HandledLateAttr); ok {
 						ms -= float64(v.Int()) / 1e6 // a sidecar saw the answer arrive
 					}
-					m.clients[sp.SpanID()] = clientCall{caller: svc, callee: callee, ms: ms, o: o,
+					c := clientCall{caller: svc, callee: callee, ms: ms, o: o,
 						l7: kind != redflag.KindDatabase && kind != redflag.KindQueue && kind != redflag.KindNone}
-					clients = append(clients, sp.SpanID())
+					if s, ok := m.pendSv[sp.SpanID()]; ok {
+						delete(m.pendSv, sp.SpanID())
+						m.pair(c, s)
+					} else {
+						m.pendCl[sp.SpanID()] = pendingClient{c, now}
+					}
 				}
 			}
 		}
 	}
-	for _, s := range servers {
-		src := "unknown"
-		o := s.o
-		if c, ok := m.client(s.parent); ok {
-			src = c.caller
-			if c.callee != "" {
-				m.names[c.callee] = s.svc
-			}
-			if c.o.Failed && c.o.Class == detect.ClassTimeout {
-				// The caller's proxy gave up first: the callee's proxy
-				// saw its client go away, whatever the callee answered.
-				o = detect.Outcome{Cancelled: true}
-			}
-		}
-		m.observe("destination", src, s.svc, s.ms, o, false)
+	if now.Sub(m.expired) >= matchWait/2 {
+		m.expire(now)
 	}
-	for _, id := range clients {
-		c := m.clients[id]
-		dst, ok := m.child[id]
-		if !ok {
-			dst, ok = m.prevCh[id]
+}
+
+// pair reports a call both of whose spans are in, as both sidecars would.
+func (m *istioEmu) pair(c clientCall, s pendingServer) {
+	if c.callee != "" {
+		m.names[c.callee] = s.svc
+	}
+	o := s.o
+	if c.o.Failed && c.o.Class == detect.ClassTimeout {
+		// The caller's proxy gave up first: the callee's proxy saw its
+		// client go away, whatever the callee answered.
+		o = detect.Outcome{Cancelled: true}
+	}
+	m.observe("destination", c.caller, s.svc, s.ms, o, false)
+	if c.caller != s.svc {
+		m.observe("source", c.caller, s.svc, c.ms, c.o, true)
+	}
+}
+
+// expire reports the calls whose other span did not come: a server span
+// from an unknown caller, a client span to the service its callee name led
+// to before (a call that reached no server: refused, no healthy upstream).
+func (m *istioEmu) expire(now time.Time) {
+	m.expired = now
+	for id, s := range m.pendSv {
+		if now.Sub(s.at) >= matchWait {
+			m.observe("destination", "unknown", s.svc, s.ms, s.o, false)
+			delete(m.pendSv, id)
 		}
-		if !ok {
-			dst, ok = m.names[c.callee]
+	}
+	for id, p := range m.pendCl {
+		if now.Sub(p.at) < matchWait {
+			continue
 		}
+		delete(m.pendCl, id)
+		c := p.c
+		dst, ok := m.names[c.callee]
 		if !ok && c.l7 && c.callee != "" && !isIP(c.callee) {
 			// An HTTP API outside the cluster, reached through the mesh's
 			// egress (a ServiceEntry): reported under its host name.
@@ -139,21 +178,18 @@ func (m *istioEmu) add(td ptrace.Traces, now time.Time) {
 		}
 		m.observe("source", c.caller, dst, c.ms, c.o, true)
 	}
-	m.prevCl, m.clients = m.clients, make(map[pcommon.SpanID]clientCall, len(m.clients))
-	m.prevCh, m.child = m.child, make(map[pcommon.SpanID]string, len(m.child))
+}
+
+func (m *istioEmu) namespace(svc string) string {
+	if n, ok := m.ns[svc]; ok {
+		return n
+	}
+	return "unknown"
 }
 
 func isIP(s string) bool {
 	_, err := netip.ParseAddr(s)
 	return err == nil
-}
-
-func (m *istioEmu) client(id pcommon.SpanID) (clientCall, bool) {
-	if c, ok := m.clients[id]; ok {
-		return c, true
-	}
-	c, ok := m.prevCl[id]
-	return c, ok
 }
 
 // observe counts one call in its series, with the code and response flags a
@@ -253,11 +289,11 @@ func (m *istioEmu) scrape(now time.Time) pmetric.Metrics {
 			a.PutStr("reporter", k.reporter)
 			a.PutStr("source_workload", k.src)
 			a.PutStr("source_canonical_service", k.src)
-			a.PutStr("source_workload_namespace", "shop")
+			a.PutStr("source_workload_namespace", m.namespace(k.src))
 			a.PutStr("destination_workload", k.dst)
 			a.PutStr("destination_canonical_service", k.dst)
 			a.PutStr("destination_service_name", k.dst)
-			a.PutStr("destination_workload_namespace", "shop")
+			a.PutStr("destination_workload_namespace", m.namespace(k.dst))
 			a.PutStr("response_code", k.code)
 			a.PutStr("response_flags", k.flags)
 			a.PutStr("request_protocol", "http")

@@ -12,10 +12,19 @@ import (
 // Replay feeds a recording through the connector's extraction and detectors
 // on a virtual clock: each request is applied at its arrival time, and the
 // detectors evaluate every 10 s of recorded time, as the connector would
-// have live. It returns what fired.
-func Replay(path string, cfg detect.Config, joinSample float64) ([]Firing, error) {
+// have live. With mesh, the spans are replaced by what Istio's sidecars
+// would have reported for the same calls (istioEmu), scraped every 15 s of
+// recorded time. It returns what fired.
+func Replay(path string, cfg detect.Config, joinSample float64, mesh bool) ([]Firing, error) {
 	x := edges.New(edges.Settings{JoinSampleRatio: joinSample, MaxJoinEntries: 100_000, MetricNames: metricNames(cfg)})
 	eng := detect.New(cfg)
+	var emu *istioEmu
+	var conv *edges.Mesh
+	var nextScrape time.Time
+	const scrapeEvery = 15 * time.Second
+	if mesh {
+		emu, conv = newIstioEmu(), edges.NewMesh(100_000)
+	}
 	var firings []Firing
 	open := map[string]int{}
 	var next time.Time
@@ -43,9 +52,24 @@ func Replay(path string, cfg detect.Config, joinSample float64) ([]Firing, error
 			evaluate(next)
 			next = next.Add(detect.BucketWidth)
 		}
+		if mesh {
+			if nextScrape.IsZero() {
+				nextScrape = f.At.Truncate(scrapeEvery).Add(scrapeEvery)
+			}
+			for !f.At.Before(nextScrape) {
+				b.Reset()
+				conv.Metrics(emu.scrape(nextScrape), nextScrape, &b)
+				eng.Apply(nextScrape, &b)
+				nextScrape = nextScrape.Add(scrapeEvery)
+			}
+		}
 		b.Reset()
 		switch f.Signal {
 		case SignalTraces:
+			if mesh {
+				emu.add(f.Traces, f.At)
+				return nil
+			}
 			x.Traces(f.Traces, f.At, &b)
 		case SignalMetrics:
 			x.Metrics(f.Metrics, &b)

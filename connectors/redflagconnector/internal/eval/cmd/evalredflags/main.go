@@ -24,7 +24,7 @@ func main() {
 	flag.Float64Var(&so.negHours, "negative-hours", 24, "simulated hours per negative control (one seed)")
 	flag.Float64Var(&so.rate, "rate", 30, "root requests per second")
 	flag.BoolVar(&so.verbose, "v", false, "print every run")
-	flag.BoolVar(&so.mesh, "mesh", false, "evaluate on the simulator with the spans replaced by the Istio metrics its sidecars would have reported")
+	flag.BoolVar(&so.mesh, "mesh", false, "evaluate with the spans replaced by the Istio metrics the sidecars would have reported (the simulator, and -replay recordings)")
 	flag.StringVar(&so.results, "results", "", "also write the reports as sections of this file (benchmarks/RESULTS.md)")
 	flag.BoolVar(&to.live, "testbed", false, "also evaluate on the testbed of real services, live against the vigil binary")
 	flag.StringVar(&to.replay, "replay", "", "evaluate on recordings of earlier testbed runs (comma-separated; each with its FILE.truth.json)")
@@ -37,7 +37,7 @@ func main() {
 	flag.StringVar(&to.record, "record", "", "record everything the agent received in a live run to this file (and FILE.truth.json), for -replay; with several seeds, FILE.SEED")
 	flag.StringVar(&to.workDir, "workdir", "", "scratch directory of a live run (default: a new temporary one)")
 	flag.Parse()
-	to.results = so.results
+	to.results, to.mesh = so.results, so.mesh
 	if *sim {
 		if err := runSim(so); err != nil {
 			fmt.Fprintln(os.Stderr, "evalredflags:", err)
