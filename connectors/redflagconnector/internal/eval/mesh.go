@@ -75,9 +75,12 @@ type istioSeries struct {
 
 type clientCall struct {
 	caller, callee string
-	ms             float64
-	o              detect.Outcome
-	l7             bool // HTTP or gRPC, which a sidecar reads (not a database's or a broker's protocol)
+	// rpc is the gRPC service called: what a call that failed before a
+	// connection still names (the mesh routes it to that service's pods).
+	rpc string
+	ms  float64
+	o   detect.Outcome
+	l7  bool // HTTP or gRPC, which a sidecar reads (not a database's or a broker's protocol)
 }
 
 func newIstioEmu() *istioEmu {
@@ -115,7 +118,7 @@ func (m *istioEmu) add(td ptrace.Traces, now time.Time) {
 					if v, ok := sp.Attributes().Get(simulate.HandledLateAttr); ok {
 						ms -= float64(v.Int()) / 1e6 // a sidecar saw the answer arrive
 					}
-					c := clientCall{caller: svc, callee: callee, ms: ms, o: o,
+					c := clientCall{caller: svc, callee: callee, rpc: rpcService(sp.Attributes()), ms: ms, o: o,
 						l7: kind != redflag.KindDatabase && kind != redflag.KindQueue && kind != redflag.KindNone}
 					if s, ok := m.pendSv[sp.SpanID()]; ok {
 						delete(m.pendSv, sp.SpanID())
@@ -136,6 +139,9 @@ func (m *istioEmu) add(td ptrace.Traces, now time.Time) {
 func (m *istioEmu) pair(c clientCall, s pendingServer) {
 	if c.callee != "" {
 		m.names[c.callee] = s.svc
+	}
+	if c.rpc != "" {
+		m.names["rpc:"+c.rpc] = s.svc
 	}
 	o := s.o
 	if c.o.Failed && c.o.Class == detect.ClassTimeout {
@@ -167,6 +173,9 @@ func (m *istioEmu) expire(now time.Time) {
 		delete(m.pendCl, id)
 		c := p.c
 		dst, ok := m.names[c.callee]
+		if !ok && c.rpc != "" {
+			dst, ok = m.names["rpc:"+c.rpc]
+		}
 		if !ok && c.l7 && c.callee != "" && !isIP(c.callee) {
 			// An HTTP API outside the cluster, reached through the mesh's
 			// egress (a ServiceEntry): reported under its host name.
@@ -178,6 +187,17 @@ func (m *istioEmu) expire(now time.Time) {
 		}
 		m.observe("source", c.caller, dst, c.ms, c.o, true)
 	}
+}
+
+// rpcService is the gRPC service a client span calls.
+func rpcService(a pcommon.Map) string {
+	if v, ok := a.Get("rpc.service"); ok && v.Str() != "" {
+		return v.Str()
+	}
+	if v, ok := a.Get("rpc.method"); ok {
+		return redflag.RPCServiceOf(v.Str())
+	}
+	return ""
 }
 
 func (m *istioEmu) namespace(svc string) string {
