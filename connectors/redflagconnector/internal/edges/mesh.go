@@ -475,8 +475,13 @@ func (m *Mesh) histDelta(base uint64, dp pmetric.HistogramDataPoint, tg *meshTar
 }
 
 // histInto adds the calls of explicit-bound buckets (less prev, when set) to
-// h: each bucket's calls go to the bin of the bucket's geometric middle (the
-// last bucket's, of 1.5 times its lower bound). It returns how many.
+// h, each bucket's calls at the most its lower bound proves: in the highest
+// detector bin that ends at or below it (the first bucket's in bin 0). A
+// mesh's buckets are coarse (Istio's 25-50 ms is one), and the detectors
+// count the calls at or past a bar; a call that moved from 24 to 26 ms is
+// not one that took 40, and only a bucket's lower bound is known of its
+// calls. So the latency a mesh reports is judged by what it proves, never
+// more: p50 and p90 of mesh series read low by up to a bucket.
 func histInto(h *detect.Hist, bounds []float64, counts, prev []uint64) uint64 {
 	var n uint64
 	for i, c := range counts {
@@ -486,18 +491,14 @@ func histInto(h *detect.Hist, bounds []float64, counts, prev []uint64) uint64 {
 		if c == 0 {
 			continue
 		}
-		var ms float64
-		switch {
-		case i >= len(bounds):
-			if len(bounds) > 0 {
-				ms = 1.5 * bounds[len(bounds)-1]
+		bin := 0
+		if i > 0 && i-1 < len(bounds) && bounds[i-1] > 0 {
+			lo := bounds[i-1]
+			if bin = detect.BinOf(lo); bin > 0 && detect.BinUpperMs(bin) > lo {
+				bin--
 			}
-		case i == 0 || bounds[i-1] <= 0:
-			ms = bounds[i] * 0.75
-		default:
-			ms = math.Sqrt(bounds[i-1] * bounds[i])
 		}
-		h[detect.BinOf(ms)] += uint32(min(c, math.MaxUint32))
+		h[bin] += uint32(min(c, math.MaxUint32))
 		n += c
 	}
 	return n
