@@ -140,12 +140,10 @@ func startRestartablePrometheus(t *testing.T) *restartablePrometheus {
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := filepath.Join(dir, "prometheus.yml")
-	// Remote write replays samples after an outage (the exporter's WAL
-	// re-sends what it is not sure was written); Prometheus refuses a sample
-	// older than its series' newest with a 400, which the exporter treats as
-	// permanent and drops the whole batch. Accepting out-of-order samples for
-	// an hour makes replays harmless (a repeated sample is ignored).
-	body := "global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: 1h\n"
+	// Prometheus's defaults: out-of-order samples are refused (a request
+	// with one is refused whole), so a re-sent batch that is not exactly
+	// what was written before would lose data here.
+	body := "global:\n  scrape_interval: 15s\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -50,23 +50,21 @@ func startReliabilityAgent(t *testing.T, sinkAddr string, prom *restartableProme
 	var backends strings.Builder
 	if prom != nil {
 		metricsExporters = "[otlp_grpc, prometheus, prometheus_remote_write]"
-		// Upstream's remote-write exporter has no persistent sending queue:
-		// its write-ahead log is the persistence; timeout 0 and
-		// max_elapsed_time 0 make it retry until Prometheus is back.
+		// Vigil's remote-write exporter: the collector's persistent
+		// sending queue, retried until Prometheus is back.
 		fmt.Fprintf(&backends, `
   prometheus_remote_write:
     endpoint: %s/api/v1/write
-    timeout: 0s
+    timeout: 10s
     retry_on_failure:
       enabled: true
       initial_interval: 50ms
       max_interval: 5s
       max_elapsed_time: 0
-    wal:
-      directory: %s
-      buffer_size: 300
-      truncate_frequency: 1s
-`, prom.URL, filepath.Join(ra.storage, "prw-wal"))
+    sending_queue:
+      storage: file_storage
+      queue_size: 100000
+`, prom.URL)
 	}
 	if vl != nil {
 		logsExporters = "[otlp_grpc, otlp_http/vlogs]"
@@ -174,7 +172,7 @@ func TestBackendOutage(t *testing.T) {
 
 // TestCrashDuringOutage: the same, and the agent is killed with SIGKILL in
 // the middle of the outage and restarted: the persistent queues, the
-// remote-write WAL and the log offsets carry everything over. What the tail
+// log offsets carry everything over. What the tail
 // sampler held undecided at the kill is measured separately (it saves its
 // state on graceful shutdown only).
 func TestCrashDuringOutage(t *testing.T) {
@@ -295,18 +293,8 @@ func testOutage(t *testing.T, crash bool) {
 		return int(samples) >= pointsAcc
 	})
 	t.Logf("prometheus (remote write): %.0f samples of %d accepted points", samples, pointsAcc)
-	if int(samples) < pointsAcc {
-		// Upstream's remote-write exporter persists through its write-ahead
-		// log, not a persistent sending queue, and loses a little across a
-		// restart, graceful or not (4 to 34 samples of about 7,800 seen, while
-		// the OTLP sink got every point: docs/RELIABILITY.md). Bounded here at
-		// 1%, and always reported.
-		t.Logf("LOSS: %d points accepted by the agent never reached Prometheus through upstream's remote-write WAL across the restart", pointsAcc-int(samples))
-		require.GreaterOrEqual(t, int(samples), pointsAcc-pointsAcc/100, "more than 1%% of the points lost at Prometheus across the restart")
-	} else {
-		require.True(t, ok)
-		require.EqualValues(t, pointsAcc, samples)
-	}
+	require.True(t, ok, "%d points accepted by the agent never reached Prometheus", pointsAcc-int(samples))
+	require.EqualValues(t, pointsAcc, samples)
 
 	// VictoriaLogs: every accepted record, duplicates counted.
 	var n, u int64

@@ -13,7 +13,6 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
@@ -54,6 +53,7 @@ import (
 	// gRPC's "gzip" (the OTLP gRPC default) from klauspost/compress: the
 	// same format at a fraction of the standard library's CPU.
 	"github.com/vigilhq/vigil/exporters/alertmanagerexporter"
+	"github.com/vigilhq/vigil/exporters/prometheusremotewriteexporter"
 	"github.com/vigilhq/vigil/extensions/statusextension"
 	_ "github.com/vigilhq/vigil/internal/grpcgzip"
 	"github.com/vigilhq/vigil/processors/tailsamplingprocessor"
