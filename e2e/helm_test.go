@@ -512,7 +512,7 @@ func checkAgent(t *testing.T, m manifest) {
 	}
 	for id, e := range cfg.section("exporters") {
 		typ, _, _ := strings.Cut(id, "/")
-		if slices.Contains([]string{"otlp_grpc", "otlp_http", "load_balancing"}, typ) {
+		if slices.Contains([]string{"otlp_grpc", "otlp_http", "load_balancing", "prometheus_remote_write"}, typ) {
 			q, _ := e.(map[string]any)["sending_queue"].(map[string]any)
 			assert.Equalf(t, "file_storage", q["storage"], "exporter %s: persistent queue", id)
 		}

@@ -111,7 +111,7 @@ Call with (dict "ctx" $ "storage" true).
 {{- range $id, $cfg := .ctx.Values.exporters }}
 {{- $c := deepCopy (default dict $cfg) }}
 {{- $type := index (splitList "/" $id) 0 }}
-{{- if and $.storage (has $type $.ctx.Values.persistentQueueExporterTypes) }}
+{{- if and $.storage (has $type $.ctx.Values.persistentQueueExporterTypes) (ne (toString (get $c "protobuf_message")) "io.prometheus.write.v2.Request") }}
 {{- $q := default dict (get $c "sending_queue") }}
 {{- if not (hasKey $q "storage") }}
 {{- $_ := set $q "storage" "file_storage" }}
