@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,46 +200,68 @@ func cut(series map[string]*prompb.TimeSeries, meta []*prompb.MetricMetadata, ma
 		ts *prompb.TimeSeries
 	}
 	all := make([]keyed, 0, len(series))
-	var d xxhash.Digest
+	var info []keyed
+	buf := make([]byte, 0, 1024)
 	for _, ts := range series {
-		d.Reset()
-		for _, l := range ts.Labels {
-			_, _ = d.WriteString(l.Name)
-			_, _ = d.Write(sep)
-			_, _ = d.WriteString(l.Value)
-			_, _ = d.Write(sep)
+		buf = buf[:0]
+		for i := range ts.Labels {
+			l := &ts.Labels[i]
+			buf = append(append(append(append(buf, l.Name...), 0xff), l.Value...), 0xff)
 		}
-		all = append(all, keyed{d.Sum64(), ts})
+		if isTargetInfo(ts) {
+			info = append(info, keyed{xxhash.Sum64(buf), ts})
+			continue
+		}
+		all = append(all, keyed{xxhash.Sum64(buf), ts})
 	}
-	slices.SortFunc(all, func(a, b keyed) int {
+	byKey := func(a, b keyed) int {
 		if c := cmp.Compare(a.h, b.h); c != 0 {
 			return c
 		}
 		return slices.CompareFunc(a.ts.Labels, b.ts.Labels, func(x, y prompb.Label) int {
 			return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.Value, y.Value))
 		})
-	})
-	var out []*prompb.WriteRequest
-	var cur []prompb.TimeSeries
+	}
+	slices.SortFunc(all, byKey)
+	// target_info series go in batches of their own, after the data: the
+	// translator stamps them with the newest sample of their resource in a
+	// request, which can go back in time from one request to the next
+	// (Prometheus's remote-write shards send a target's series in parallel),
+	// and an out-of-order target_info must not take data with it.
+	slices.SortFunc(info, byKey)
+	nData := len(all)
+	all = append(all, info...)
+	// Where batches end, then each batch's series copied once.
+	var ends []int
 	size := 0
-	for _, k := range all {
+	for i, k := range all {
 		ts := k.ts
-		if !slices.IsSortedFunc(ts.Samples, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) }) {
+		if !sort.SliceIsSorted(ts.Samples, func(a, b int) bool { return ts.Samples[a].Timestamp < ts.Samples[b].Timestamp }) {
 			slices.SortStableFunc(ts.Samples, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 		}
-		if !slices.IsSortedFunc(ts.Histograms, func(a, b prompb.Histogram) int { return cmp.Compare(a.Timestamp, b.Timestamp) }) {
+		if len(ts.Histograms) > 1 {
 			slices.SortStableFunc(ts.Histograms, func(a, b prompb.Histogram) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 		}
-		n := ts.Size()
-		if len(cur) > 0 && size+n >= maxBytes {
-			out = append(out, &prompb.WriteRequest{Timeseries: cur})
-			cur, size = nil, 0
+		n := sizeOf(ts)
+		if i > 0 && (size+n >= maxBytes || i == nData) {
+			ends = append(ends, i)
+			size = 0
 		}
-		cur = append(cur, *ts)
 		size += n
 	}
-	if len(cur) > 0 {
+	ends = append(ends, len(all))
+	out := make([]*prompb.WriteRequest, 0, len(ends)+1)
+	start := 0
+	for _, end := range ends {
+		if end == start {
+			continue
+		}
+		cur := make([]prompb.TimeSeries, end-start)
+		for i, k := range all[start:end] {
+			cur[i] = *k.ts
+		}
 		out = append(out, &prompb.WriteRequest{Timeseries: cur})
+		start = end
 	}
 	var md []prompb.MetricMetadata
 	size = 0
@@ -257,8 +280,62 @@ func cut(series map[string]*prompb.TimeSeries, meta []*prompb.MetricMetadata, ma
 	return out
 }
 
-// sep separates label names and values in a series' hash.
-var sep = []byte{0xff}
+// infoBatch reports whether a batch is one of target_info series (cut puts
+// them apart): refused, it is counted, and the request still succeeds.
+func infoBatch(wr *prompb.WriteRequest) bool {
+	return len(wr.Timeseries) > 0 && isTargetInfo(&wr.Timeseries[0])
+}
+
+// isTargetInfo reports whether a series is a target_info one.
+func isTargetInfo(ts *prompb.TimeSeries) bool {
+	for i := range ts.Labels {
+		if ts.Labels[i].Name == "__name__" {
+			return ts.Labels[i].Value == "target_info"
+		}
+	}
+	return false
+}
+
+// sizeOf is a series' encoded size, or a little more: exact for native
+// histograms and exemplars, an upper bound from the labels' lengths and the
+// samples' count otherwise (computing it exactly costs as much again as
+// encoding, which computes it anyway).
+func sizeOf(ts *prompb.TimeSeries) int {
+	if len(ts.Histograms) > 0 || len(ts.Exemplars) > 0 {
+		return ts.Size()
+	}
+	n := 8 + 20*len(ts.Samples)
+	for _, l := range ts.Labels {
+		n += len(l.Name) + len(l.Value) + 8
+	}
+	return n
+}
+
+// bufs recycles the buffers batches are marshalled into (a request's are
+// all held until it is sent).
+var bufs sync.Pool
+
+func marshal(wr *prompb.WriteRequest) ([]byte, error) {
+	n := wr.Size()
+	var b []byte
+	if p, ok := bufs.Get().(*[]byte); ok && cap(*p) >= n {
+		b = (*p)[:n]
+	} else {
+		b = make([]byte, n)
+	}
+	m, err := wr.MarshalToSizedBuffer(b)
+	if err != nil {
+		return nil, err
+	}
+	return b[n-m:], nil
+}
+
+func putBuf(b []byte) {
+	if cap(b) > 0 && cap(b) <= 16<<20 {
+		b = b[:0]
+		bufs.Put(&b)
+	}
+}
 
 // outcome is what became of one batch.
 type outcome struct {
@@ -284,8 +361,13 @@ func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, 
 	jobs := make([]job, 0, len(batches))
 	id := xxhash.New()
 	var encErrs []error
+	defer func() {
+		for _, j := range jobs {
+			putBuf(j.pb)
+		}
+	}()
 	for _, wr := range batches {
-		pb, err := wr.Marshal()
+		pb, err := marshal(wr)
 		if err != nil {
 			// Not a request a retry could mend.
 			e.reject(ctx, wr, "encoding")
@@ -323,6 +405,8 @@ func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, 
 	for range min(e.parallel, len(todo)) {
 		wg.Go(func() {
 			for i := range next {
+				// A new buffer per request: the transport may still read a
+				// body after Do returns.
 				outs[i] = e.post(ctx, todo[i].wr, snappy.Encode(nil, todo[i].pb), headers)
 			}
 		})
@@ -341,7 +425,7 @@ func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, 
 			retry = append(retry, o.retry)
 			wait = max(wait, o.retryAfter)
 			continue
-		case o.refused != nil:
+		case o.refused != nil && !infoBatch(todo[i].wr):
 			refused = append(refused, o.refused)
 		}
 		e.acked[todo[i].h] = true

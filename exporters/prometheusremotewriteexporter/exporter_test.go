@@ -294,3 +294,34 @@ func TestMetadataSentWithEveryRequest(t *testing.T) {
 	}
 	assert.Equal(t, 3, withMeta)
 }
+
+// target_info goes in a batch of its own: stamped with the newest sample of
+// its resource in each request, it can go back in time between requests,
+// and Prometheus refusing it must not refuse data with it, nor fail the
+// request.
+func TestTargetInfoApart(t *testing.T) {
+	p, url := startFake(t)
+	exp := newTestExporter(t, url, func(c *Config) { c.TargetInfo.Enabled = true })
+	t0 := time.Now()
+	md := gauges(3, t0.Add(time.Minute))
+	md.ResourceMetrics().At(0).Resource().Attributes().PutStr("k8s.pod.name", "shop-0")
+	require.NoError(t, exp.ConsumeMetrics(context.Background(), md))
+	older := gauges(3, t0) // target_info goes back a minute; the data is new series
+	older.ResourceMetrics().At(0).Resource().Attributes().PutStr("k8s.pod.name", "shop-0")
+	m := older.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
+	m.SetName("other_gauge")
+	require.NoError(t, exp.ConsumeMetrics(context.Background(), older), "a refused target_info fails nothing")
+	assert.Equal(t, 1, p.refused, "the second target_info, older than the first")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var data, info int
+	for k, v := range p.series {
+		if strings.HasPrefix(k, "__name__=target_info,") {
+			info++
+			continue
+		}
+		data += len(v)
+	}
+	assert.Equal(t, 12, data, "every data sample of both requests")
+	assert.Equal(t, 1, info)
+}
