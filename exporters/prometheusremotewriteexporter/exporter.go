@@ -2,7 +2,6 @@ package prometheusremotewriteexporter
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +20,6 @@ import (
 	prometheustranslator "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/prometheus"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/prometheusremotewrite"
 	"github.com/prometheus/otlptranslator"
-	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -35,6 +32,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigilhq/vigil/exporters/prometheusremotewriteexporter/internal/metadata"
+	"github.com/vigilhq/vigil/internal/promrw"
 )
 
 // exporter sends one request (a pmetric.Metrics off the queue) at a time.
@@ -174,167 +172,27 @@ func (e *prwExporter) pushOne(ctx context.Context, md pmetric.Metrics, headers [
 		e.tb.ExporterPrometheusRemoteWriteTranslationFailures.Add(ctx, 1, e.attrs)
 		e.set.Logger.Debug("Some metrics could not be converted to remote write", zap.Error(err), zap.Int("series", len(series)))
 	}
-	var meta []*prompb.MetricMetadata
+	var batches []promrw.Batch
 	if e.settings.SendMetadata {
-		meta, _ = prometheusremotewrite.OtelMetricsToMetadata(md, e.settings)
+		meta, _ := prometheusremotewrite.OtelMetricsToMetadata(md, e.settings)
+		batches, err = promrw.Cut(series, meta, e.cfg.MaxBatchSizeBytes)
+	} else {
+		batches, err = promrw.Cut(series, nil, e.cfg.MaxBatchSizeBytes)
 	}
-	batches := cut(series, meta, e.cfg.MaxBatchSizeBytes)
+	if err != nil {
+		// Not a request a retry could mend.
+		e.tb.ExporterPrometheusRemoteWriteSamplesRejected.Add(ctx, int64(md.DataPointCount()), e.attrs, metric.WithAttributes(attribute.String("reason", "encoding")))
+		return consumererror.NewPermanent(fmt.Errorf("remote write batch could not be encoded: %w", err))
+	}
+	defer func() {
+		for i := range batches {
+			batches[i].Release()
+		}
+	}()
 	if len(batches) == 0 {
 		return nil
 	}
 	return e.send(ctx, batches, headers)
-}
-
-// cut splits a request into write requests of at most maxBytes (a series
-// larger than that goes alone), deterministically: series in the order of
-// their label signatures, each series' samples in time order. The same
-// request is therefore cut the same way when it is sent again, after a
-// retry or from a persistent queue after a crash, and every batch is either
-// wholly at the endpoint or not at all. Metadata goes last, in its own
-// batches.
-func cut(series map[string]*prompb.TimeSeries, meta []*prompb.MetricMetadata, maxBytes int) []*prompb.WriteRequest {
-	// The translator's keys are positions in an order of its own (a map's):
-	// order by the labels' hash, and the labels themselves on a tie.
-	type keyed struct {
-		h  uint64
-		ts *prompb.TimeSeries
-	}
-	all := make([]keyed, 0, len(series))
-	var info []keyed
-	buf := make([]byte, 0, 1024)
-	for _, ts := range series {
-		buf = buf[:0]
-		for i := range ts.Labels {
-			l := &ts.Labels[i]
-			buf = append(append(append(append(buf, l.Name...), 0xff), l.Value...), 0xff)
-		}
-		if isTargetInfo(ts) {
-			info = append(info, keyed{xxhash.Sum64(buf), ts})
-			continue
-		}
-		all = append(all, keyed{xxhash.Sum64(buf), ts})
-	}
-	byKey := func(a, b keyed) int {
-		if c := cmp.Compare(a.h, b.h); c != 0 {
-			return c
-		}
-		return slices.CompareFunc(a.ts.Labels, b.ts.Labels, func(x, y prompb.Label) int {
-			return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.Value, y.Value))
-		})
-	}
-	slices.SortFunc(all, byKey)
-	// target_info series go in batches of their own, after the data: the
-	// translator stamps them with the newest sample of their resource in a
-	// request, which can go back in time from one request to the next
-	// (Prometheus's remote-write shards send a target's series in parallel),
-	// and an out-of-order target_info must not take data with it.
-	slices.SortFunc(info, byKey)
-	nData := len(all)
-	all = append(all, info...)
-	// Where batches end, then each batch's series copied once.
-	var ends []int
-	size := 0
-	for i, k := range all {
-		ts := k.ts
-		if !sort.SliceIsSorted(ts.Samples, func(a, b int) bool { return ts.Samples[a].Timestamp < ts.Samples[b].Timestamp }) {
-			slices.SortStableFunc(ts.Samples, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
-		}
-		if len(ts.Histograms) > 1 {
-			slices.SortStableFunc(ts.Histograms, func(a, b prompb.Histogram) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
-		}
-		n := sizeOf(ts)
-		if i > 0 && (size+n >= maxBytes || i == nData) {
-			ends = append(ends, i)
-			size = 0
-		}
-		size += n
-	}
-	ends = append(ends, len(all))
-	out := make([]*prompb.WriteRequest, 0, len(ends)+1)
-	start := 0
-	for _, end := range ends {
-		if end == start {
-			continue
-		}
-		cur := make([]prompb.TimeSeries, end-start)
-		for i, k := range all[start:end] {
-			cur[i] = *k.ts
-		}
-		out = append(out, &prompb.WriteRequest{Timeseries: cur})
-		start = end
-	}
-	var md []prompb.MetricMetadata
-	size = 0
-	for _, m := range meta {
-		n := m.Size()
-		if len(md) > 0 && size+n >= maxBytes {
-			out = append(out, &prompb.WriteRequest{Metadata: md})
-			md, size = nil, 0
-		}
-		md = append(md, *m)
-		size += n
-	}
-	if len(md) > 0 {
-		out = append(out, &prompb.WriteRequest{Metadata: md})
-	}
-	return out
-}
-
-// infoBatch reports whether a batch is one of target_info series (cut puts
-// them apart): refused, it is counted, and the request still succeeds.
-func infoBatch(wr *prompb.WriteRequest) bool {
-	return len(wr.Timeseries) > 0 && isTargetInfo(&wr.Timeseries[0])
-}
-
-// isTargetInfo reports whether a series is a target_info one.
-func isTargetInfo(ts *prompb.TimeSeries) bool {
-	for i := range ts.Labels {
-		if ts.Labels[i].Name == "__name__" {
-			return ts.Labels[i].Value == "target_info"
-		}
-	}
-	return false
-}
-
-// sizeOf is a series' encoded size, or a little more: exact for native
-// histograms and exemplars, an upper bound from the labels' lengths and the
-// samples' count otherwise (computing it exactly costs as much again as
-// encoding, which computes it anyway).
-func sizeOf(ts *prompb.TimeSeries) int {
-	if len(ts.Histograms) > 0 || len(ts.Exemplars) > 0 {
-		return ts.Size()
-	}
-	n := 8 + 20*len(ts.Samples)
-	for _, l := range ts.Labels {
-		n += len(l.Name) + len(l.Value) + 8
-	}
-	return n
-}
-
-// bufs recycles the buffers batches are marshalled into (a request's are
-// all held until it is sent).
-var bufs sync.Pool
-
-func marshal(wr *prompb.WriteRequest) ([]byte, error) {
-	n := wr.Size()
-	var b []byte
-	if p, ok := bufs.Get().(*[]byte); ok && cap(*p) >= n {
-		b = (*p)[:n]
-	} else {
-		b = make([]byte, n)
-	}
-	m, err := wr.MarshalToSizedBuffer(b)
-	if err != nil {
-		return nil, err
-	}
-	return b[n-m:], nil
-}
-
-func putBuf(b []byte) {
-	if cap(b) > 0 && cap(b) <= 16<<20 {
-		b = b[:0]
-		bufs.Put(&b)
-	}
 }
 
 // outcome is what became of one batch.
@@ -348,11 +206,10 @@ type outcome struct {
 // most at once. It returns a retryable error (with the longest Retry-After)
 // when any batch must be sent again, and a permanent one when an endpoint
 // refused some for good (they are dropped and counted).
-func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, headers []string) error {
+func (e *prwExporter) send(ctx context.Context, batches []promrw.Batch, headers []string) error {
 	type job struct {
-		wr *prompb.WriteRequest
-		pb []byte
-		h  uint64
+		b *promrw.Batch
+		h uint64
 	}
 	var hh uint64
 	if len(headers) > 0 {
@@ -360,25 +217,12 @@ func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, 
 	}
 	jobs := make([]job, 0, len(batches))
 	id := xxhash.New()
-	var encErrs []error
-	defer func() {
-		for _, j := range jobs {
-			putBuf(j.pb)
-		}
-	}()
-	for _, wr := range batches {
-		pb, err := marshal(wr)
-		if err != nil {
-			// Not a request a retry could mend.
-			e.reject(ctx, wr, "encoding")
-			encErrs = append(encErrs, err)
-			continue
-		}
-		h := xxhash.Sum64(pb) ^ hh
+	for i := range batches {
+		h := xxhash.Sum64(batches[i].PB) ^ hh
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], h)
 		_, _ = id.Write(b[:])
-		jobs = append(jobs, job{wr, pb, h})
+		jobs = append(jobs, job{&batches[i], h})
 	}
 	reqID := id.Sum64()
 	if e.done.has(reqID) {
@@ -407,7 +251,7 @@ func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, 
 			for i := range next {
 				// A new buffer per request: the transport may still read a
 				// body after Do returns.
-				outs[i] = e.post(ctx, todo[i].wr, snappy.Encode(nil, todo[i].pb), headers)
+				outs[i] = e.post(ctx, todo[i].b, snappy.Encode(nil, todo[i].b.PB), headers)
 			}
 		})
 	}
@@ -425,7 +269,7 @@ func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, 
 			retry = append(retry, o.retry)
 			wait = max(wait, o.retryAfter)
 			continue
-		case o.refused != nil && !infoBatch(todo[i].wr):
+		case o.refused != nil && !todo[i].b.Info:
 			refused = append(refused, o.refused)
 		}
 		e.acked[todo[i].h] = true
@@ -438,14 +282,14 @@ func (e *prwExporter) send(ctx context.Context, batches []*prompb.WriteRequest, 
 		return err
 	}
 	e.done.add(reqID)
-	if refused = append(refused, encErrs...); len(refused) > 0 {
+	if len(refused) > 0 {
 		return consumererror.NewPermanent(fmt.Errorf("%d of %d remote write batches refused for good (dropped): %w", len(refused), len(batches), errors.Join(refused...)))
 	}
 	return nil
 }
 
 // post sends one batch and says what became of it.
-func (e *prwExporter) post(ctx context.Context, wr *prompb.WriteRequest, body []byte, headers []string) outcome {
+func (e *prwExporter) post(ctx context.Context, b *promrw.Batch, body []byte, headers []string) outcome {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return outcome{retry: err}
@@ -470,8 +314,7 @@ func (e *prwExporter) post(ctx context.Context, wr *prompb.WriteRequest, body []
 	e.tb.ExporterPrometheusRemoteWriteRequests.Add(ctx, 1, e.attrs, metric.WithAttributes(attribute.String("code", strconv.Itoa(resp.StatusCode))))
 	switch c := resp.StatusCode; {
 	case c/100 == 2:
-		s, hs := samples(wr)
-		e.tb.ExporterPrometheusRemoteWriteSamplesSent.Add(ctx, s+hs, e.attrs)
+		e.tb.ExporterPrometheusRemoteWriteSamplesSent.Add(ctx, b.Samples, e.attrs)
 		return outcome{}
 	case c/100 == 5 || c == http.StatusTooManyRequests:
 		return outcome{
@@ -488,25 +331,15 @@ func (e *prwExporter) post(ctx context.Context, wr *prompb.WriteRequest, body []
 		text := strings.TrimSpace(string(msg))
 		e.set.Logger.Warn("Remote write batch refused by the endpoint; dropped",
 			zap.String("endpoint", e.endpoint), zap.Int("status_code", c), zap.String("reason", reason),
-			zap.String("message", text), zap.Int("series", len(wr.Timeseries)))
-		e.reject(ctx, wr, reason)
+			zap.String("message", text), zap.Int("series", b.Series))
+		e.reject(ctx, b, reason)
 		return outcome{refused: fmt.Errorf("%s: %s", resp.Status, text)}
 	}
 }
 
 // reject counts a batch's samples as refused for reason.
-func (e *prwExporter) reject(ctx context.Context, wr *prompb.WriteRequest, reason string) {
-	s, hs := samples(wr)
-	e.tb.ExporterPrometheusRemoteWriteSamplesRejected.Add(ctx, s+hs, e.attrs, metric.WithAttributes(attribute.String("reason", reason)))
-}
-
-// samples counts a batch's float samples and native histogram samples.
-func samples(wr *prompb.WriteRequest) (s, hs int64) {
-	for i := range wr.Timeseries {
-		s += int64(len(wr.Timeseries[i].Samples))
-		hs += int64(len(wr.Timeseries[i].Histograms))
-	}
-	return s, hs
+func (e *prwExporter) reject(ctx context.Context, b *promrw.Batch, reason string) {
+	e.tb.ExporterPrometheusRemoteWriteSamplesRejected.Add(ctx, b.Samples, e.attrs, metric.WithAttributes(attribute.String("reason", reason)))
 }
 
 // isOutOfOrder reports whether Prometheus refused a batch for a sample older

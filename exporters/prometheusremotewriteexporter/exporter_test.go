@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/vigilhq/vigil/exporters/prometheusremotewriteexporter/internal/metadata"
+	"github.com/vigilhq/vigil/internal/promrw"
 )
 
 // fakePrometheus stores what it is sent as Prometheus's TSDB does: per
@@ -191,11 +192,12 @@ func TestCutIsDeterministic(t *testing.T) {
 	for round := range 5 {
 		series, err := prometheusremotewrite.FromMetrics(gauges(300, t0), e.settings)
 		require.NoError(t, err)
+		batches, err := promrw.Cut(series, nil, 3000)
+		require.NoError(t, err)
 		var got [][]byte
-		for _, wr := range cut(series, nil, 3000) {
-			b, err := wr.Marshal()
-			require.NoError(t, err)
-			got = append(got, b)
+		for _, b := range batches {
+			got = append(got, append([]byte(nil), b.PB...))
+			b.Release()
 		}
 		if round == 0 {
 			first = got

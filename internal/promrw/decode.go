@@ -1,6 +1,7 @@
 // Package promrw decodes Prometheus remote-write requests (1.0 and 2.0) and
 // translates them to OTLP metrics following the OpenTelemetry/Prometheus
-// compatibility specification. It is the one place of the receiver that
+// compatibility specification, and cuts the exporter's series into encoded
+// remote-write 1.0 batches (encode.go). It is the one place of Vigil that
 // imports github.com/prometheus/prometheus, whose v0.x API churns.
 //
 // Untrusted input is bounded before it is expanded: the snappy length header
